@@ -1,0 +1,99 @@
+package clientpool
+
+import (
+	"errors"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common/mclock"
+	"github.com/ethereum/go-ethereum/p2p/enode"
+)
+
+// Peer is a connected client as the pool sees it. Its callbacks are never
+// invoked with a pool lock held, and they may call back into the pool.
+type Peer interface {
+	// Node is the client's node record; its ID keys the positive balance.
+	Node() *enode.Node
+	// FreeClientID keys the negative balance (see vflux.FreeClientID); "" means
+	// the client has no negative balance.
+	FreeClientID() string
+	// InactiveAllowance is how long a free client may wait inactive before it is
+	// disconnected; 0 disconnects it at once.
+	InactiveAllowance() time.Duration
+	// UpdateCapacity reports a capacity change to the client. It must not block.
+	UpdateCapacity(newCap uint64, requested bool)
+	// Disconnect asks the transport to drop the client; it must lead to
+	// Unregister eventually.
+	Disconnect()
+}
+
+// PriceFactors are the prices of service, in internal units: TimeFactor in
+// tokens per nanosecond connected (active), CapacityFactor in tokens per
+// nanosecond per 1,000,000 units of capacity, RequestFactor in tokens per unit
+// of request cost.
+type PriceFactors struct {
+	TimeFactor, CapacityFactor, RequestFactor float64
+}
+
+// ReadOnlyBalance reads a client's balances.
+type ReadOnlyBalance interface {
+	// GetBalance returns the current positive and negative balance.
+	GetBalance() (pos, neg uint64)
+	// GetRawBalance returns the balances as expiring values.
+	GetRawBalance() (pos, neg ExpiredValue)
+	// GetPriceFactors returns the factors used to spend the positive and to
+	// accrue the negative balance.
+	GetPriceFactors() (pos, neg PriceFactors)
+}
+
+// ConnectedBalance is the balance of a registered client.
+type ConnectedBalance interface {
+	ReadOnlyBalance
+	// SetPriceFactors changes the client's price factors from now on.
+	SetPriceFactors(pos, neg PriceFactors)
+	// RequestServed charges a served request of the given cost and returns the
+	// new positive balance.
+	RequestServed(cost uint64) uint64
+}
+
+// AtomicBalanceOperator changes balances inside BalanceOperation; every change
+// is persisted before BalanceOperation returns.
+type AtomicBalanceOperator interface {
+	ReadOnlyBalance
+	// AddBalance adds amount (which may be negative) to the positive balance. It
+	// returns an error and changes nothing if the result would exceed MaxInt64.
+	AddBalance(amount int64) (old, new uint64, err error)
+	// SetBalance sets both balances; values over MaxInt64 are an error.
+	SetBalance(pos, neg uint64) error
+}
+
+// Errors returned by the pool.
+var (
+	// ErrNotConnected: the node is not registered.
+	ErrNotConnected = errors.New("client not connected")
+	// ErrNoPriority: a capacity above minCap needs a positive balance.
+	ErrNoPriority = errors.New("priority client status required")
+	// ErrCantFindMaximum is kept for familiarity with go-ethereum's former API;
+	// it is never returned: SetCapacity grants partially instead.
+	ErrCantFindMaximum = errors.New("unable to find maximum allowed capacity")
+)
+
+// EventType says what happened to a client.
+type EventType int
+
+// Pool event types.
+const (
+	EventConnected        EventType = iota // registered
+	EventActivated                         // got capacity
+	EventCapacityChanged                   // capacity changed while active
+	EventDeactivated                       // lost its capacity, waits inactive
+	EventDisconnected                      // told to disconnect, or unregistered
+	EventBalanceExhausted                  // positive balance ran out while connected
+)
+
+// Event is one change of a client's state, delivered to SubscribeEvents.
+type Event struct {
+	Type     EventType
+	ID       enode.ID
+	Capacity uint64
+	Time     mclock.AbsTime
+}
