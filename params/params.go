@@ -122,3 +122,43 @@ const (
 	// inside discv5's ~200 ms handler budget.
 	TalkMaxWait = 50 * time.Millisecond
 )
+
+// Node wiring (package node, cmd/vflux).
+const (
+	// DefaultDatabaseCache is the LevelDB cache of the balance database, in MiB:
+	// balances are small and read once per connection.
+	DefaultDatabaseCache = 16
+	// DefaultDatabaseHandles is the number of open files the balance LevelDB may use.
+	DefaultDatabaseHandles = 64
+	// DataDirName is the instance-directory entry holding the balance LevelDB
+	// (<datadir>/vflux/vflux with the default node name).
+	DataDirName = "vflux"
+	// DatabaseNamespace prefixes the balance database's metrics.
+	DatabaseNamespace = "vflux/db/"
+	// QueryTimeout bounds a TALKREQ capacity query from the command line; discv5
+	// itself gives up on an unanswered request after about 700 ms, and the
+	// first request to a node also needs a handshake round trip.
+	QueryTimeout = 5 * time.Second
+)
+
+// Command line defaults (cmd/vflux).
+const (
+	// DefaultP2PPort is the default TCP and UDP port (geth's, so firewalls
+	// configured for Ethereum nodes work unchanged).
+	DefaultP2PPort = 30303
+	// DefaultMaxPeers is the peer limit of a node that does not serve; a serving
+	// node sizes its slots from maxclients (SPEC 6 item 5).
+	DefaultMaxPeers = 50
+	// DefaultMetricsAddr and DefaultMetricsPort are where --metrics serves the
+	// Prometheus endpoint (/debug/metrics/prometheus).
+	DefaultMetricsAddr = "127.0.0.1"
+	DefaultMetricsPort = 6060
+	// DefaultVerbosity is the log level: 0 silent ... 3 info ... 5 trace.
+	DefaultVerbosity = 3
+	// DefaultIPCName is the IPC endpoint file in the data directory.
+	DefaultIPCName = "vflux.ipc"
+	// DefaultNodeName names the node's instance directory (<datadir>/vflux).
+	DefaultNodeName = "vflux"
+	// DefaultDataDirName is the data directory under the user's home.
+	DefaultDataDirName = ".vflux"
+)

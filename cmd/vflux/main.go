@@ -1,0 +1,108 @@
+// Command vflux runs a go-ethereum p2p node that serves the vflux protocol, and
+// talks to such nodes: capacity queries over discv5, balance top-ups over RPC,
+// and a local demo network.
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/ethereum/go-ethereum/log"
+	"github.com/mattn/go-isatty"
+	"github.com/urfave/cli/v2"
+)
+
+// version is the version reported in the node name and by --version.
+const version = "0.1.0"
+
+func main() {
+	if err := newApp().Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "Fatal:", err)
+		os.Exit(1)
+	}
+}
+
+// appHooks lets each command file add its command (and the node action) to
+// the app, keeping main.go free of their dependencies.
+var appHooks []func(*cli.App)
+
+func newApp() *cli.App {
+	app := &cli.App{
+		Name:    "vflux",
+		Usage:   "serve and query vflux capacity on go-ethereum p2p nodes",
+		Version: version,
+		Flags:   nodeFlags,
+		Commands: []*cli.Command{
+			dumpConfigCommand,
+			flagTableCommand,
+		},
+		// Exit codes come from main: print the error there once, not twice.
+		ExitErrHandler:         func(*cli.Context, error) {},
+		UseShortOptionHandling: false,
+		Before: func(ctx *cli.Context) error {
+			return setupLogging(ctx, os.Stderr)
+		},
+		OnUsageError: func(ctx *cli.Context, err error, _ bool) error {
+			return fmt.Errorf("%w (see 'vflux --help')", err)
+		},
+	}
+	for _, hook := range appHooks {
+		hook(app)
+	}
+	return app
+}
+
+// setupLogging installs go-ethereum's terminal log handler at --verbosity
+// (or the config file's [Log] Verbosity).
+func setupLogging(ctx *cli.Context, w io.Writer) error {
+	verbosity := ctx.Int(verbosityFlag.Name)
+	if verbosity < 0 || verbosity > 5 {
+		return fmt.Errorf("verbosity %d out of range: use 0 (silent) to 5 (trace)", verbosity)
+	}
+	useColor := false
+	if f, ok := w.(*os.File); ok {
+		useColor = isatty.IsTerminal(f.Fd()) && os.Getenv("TERM") != "dumb"
+	}
+	setLogVerbosity(w, verbosity, useColor)
+	return nil
+}
+
+func setLogVerbosity(w io.Writer, verbosity int, useColor bool) {
+	handler := log.NewTerminalHandlerWithLevel(w, log.FromLegacyLevel(verbosity), useColor)
+	if verbosity == 0 {
+		log.SetDefault(log.NewLogger(log.DiscardHandler()))
+		return
+	}
+	log.SetDefault(log.NewLogger(handler))
+}
+
+var dumpConfigCommand = &cli.Command{
+	Name:      "dumpconfig",
+	Usage:     "Print the effective configuration (defaults, --config file and flags) as TOML",
+	ArgsUsage: "",
+	Flags:     nodeFlags,
+	Action: func(ctx *cli.Context) error {
+		cfg, err := makeConfig(ctx)
+		if err != nil {
+			return err
+		}
+		var buf bytes.Buffer
+		if err := dumpConfig(&buf, cfg); err != nil {
+			return fmt.Errorf("encode config: %w", err)
+		}
+		_, err = ctx.App.Writer.Write(buf.Bytes())
+		return err
+	},
+}
+
+var flagTableCommand = &cli.Command{
+	Name:   "flagtable",
+	Usage:  "Print the node flags as a Markdown table (for the README)",
+	Hidden: true,
+	Action: func(ctx *cli.Context) error {
+		fmt.Fprint(ctx.App.Writer, flagTable(nodeFlags))
+		return nil
+	},
+}

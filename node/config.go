@@ -1,0 +1,206 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common/mclock"
+	"github.com/ethereum/go-ethereum/p2p"
+	"github.com/vflux-net/vflux/clientpool"
+	"github.com/vflux-net/vflux/params"
+)
+
+// ErrInvalidConfig is wrapped by every error Config.Validate returns.
+var ErrInvalidConfig = errors.New("invalid vflux config")
+
+// Prices are price factors in the units operators use (flags, config file and
+// RPC): Time in tokens per second of active connection, Capacity in tokens per
+// second per 1,000,000 units of capacity, Request in tokens per request cost
+// unit.
+type Prices struct {
+	Time     float64
+	Capacity float64
+	Request  float64
+}
+
+// PoolFactors converts the edge units to the pool's per-nanosecond factors:
+// time and capacity are divided by 1e9, the request factor is not scaled.
+func (p Prices) PoolFactors() clientpool.PriceFactors {
+	return clientpool.PriceFactors{
+		TimeFactor:     p.Time / 1e9,
+		CapacityFactor: p.Capacity / 1e9,
+		RequestFactor:  p.Request,
+	}
+}
+
+// PricesFromPool converts the pool's per-nanosecond factors back to edge units.
+func PricesFromPool(f clientpool.PriceFactors) Prices {
+	return Prices{Time: f.TimeFactor * 1e9, Capacity: f.CapacityFactor * 1e9, Request: f.RequestFactor}
+}
+
+func (p Prices) validate(what string) error {
+	for _, v := range []struct {
+		name string
+		val  float64
+	}{{"time", p.Time}, {"capacity", p.Capacity}, {"request", p.Request}} {
+		if math.IsNaN(v.val) || math.IsInf(v.val, 0) {
+			return fmt.Errorf("%w: %s %s price is not a finite number", ErrInvalidConfig, what, v.name)
+		}
+		if v.val < 0 {
+			return fmt.Errorf("%w: %s %s price %v is negative", ErrInvalidConfig, what, v.name, v.val)
+		}
+	}
+	return nil
+}
+
+// Config configures a vflux serving node. The zero value is not useful; start
+// from DefaultConfig. Its TOML form is the [Vflux] section of the config file.
+type Config struct {
+	// Serve turns serving on. A node without it runs no vflux service at all.
+	Serve bool
+	// ServiceName is the vflux service name the client pool answers under
+	// (besides the legacy "les", which is always registered too).
+	ServiceName string
+	// MaxClients is the most clients that are active at once.
+	MaxClients uint64
+	// Capacity is the total capacity shared by active clients; 0 means
+	// MaxClients*MinCap*params.DefaultCapacityPerClient.
+	Capacity uint64
+	// MinCap is the capacity every active client gets at least.
+	MinCap uint64
+	// MaxInactive is how many connected clients may wait without capacity;
+	// 0 means as many as MaxClients.
+	MaxInactive uint64
+	// ConnectedBias protects an incumbent from newcomers for this long.
+	ConnectedBias time.Duration
+	// InactiveAllowance is how long a waiting free client stays connected.
+	InactiveAllowance time.Duration
+	// PosPrices spend the positive balance; NegPrices accrue the negative one.
+	PosPrices, NegPrices Prices
+	// PosExpiration and NegExpiration are the e-folding times of the balances
+	// (0 = never expire). They are rounded to whole seconds.
+	PosExpiration, NegExpiration time.Duration
+	// RequestRate is the global rate of vflux requests served per second
+	// (0 = unlimited); MaxQueuedCost bounds what waits in the limiter.
+	RequestRate   float64
+	MaxQueuedCost uint64
+	// DatabaseCache (MiB) and DatabaseHandles size the balance LevelDB.
+	DatabaseCache   int
+	DatabaseHandles int
+
+	// Clock is the pool's clock; nil means mclock.System. Tests use
+	// mclock.Simulated.
+	Clock mclock.Clock `toml:"-"`
+}
+
+// DefaultConfig returns the defaults of SPEC 9 (serving off).
+func DefaultConfig() Config {
+	return Config{
+		ServiceName:       params.ServiceName,
+		MaxClients:        params.DefaultMaxClients,
+		MinCap:            params.DefaultMinCap,
+		ConnectedBias:     params.DefaultConnectedBias,
+		InactiveAllowance: params.DefaultInactiveAllowance,
+		PosPrices:         defaultPrices(),
+		NegPrices:         defaultPrices(),
+		PosExpiration:     params.DefaultPosExpirationTC * time.Second,
+		NegExpiration:     params.DefaultNegExpirationTC * time.Second,
+		RequestRate:       params.DefaultServerRate,
+		MaxQueuedCost:     params.DefaultMaxQueuedCost,
+		DatabaseCache:     params.DefaultDatabaseCache,
+		DatabaseHandles:   params.DefaultDatabaseHandles,
+	}
+}
+
+func defaultPrices() Prices {
+	return Prices{
+		Time:     params.DefaultTimeFactor,
+		Capacity: params.DefaultCapacityFactor,
+		Request:  params.DefaultRequestFactor,
+	}
+}
+
+// TotalCapacity is Capacity, or its default when Capacity is 0.
+func (c Config) TotalCapacity() uint64 {
+	if c.Capacity != 0 {
+		return c.Capacity
+	}
+	return c.MaxClients * c.MinCap * params.DefaultCapacityPerClient
+}
+
+// InactiveSlots is MaxInactive, or MaxClients when MaxInactive is 0.
+func (c Config) InactiveSlots() uint64 {
+	if c.MaxInactive != 0 {
+		return c.MaxInactive
+	}
+	return c.MaxClients
+}
+
+// ExpirationTCs returns the time constants in whole seconds, as the pool takes them.
+func (c Config) ExpirationTCs() (pos, neg uint64) {
+	return uint64(c.PosExpiration / time.Second), uint64(c.NegExpiration / time.Second)
+}
+
+// maxSaneClients bounds MaxClients and MaxInactive so that slot arithmetic
+// cannot overflow and a typo does not reserve a billion peer slots.
+const maxSaneClients = 1 << 20
+
+// Validate checks the config and returns an error wrapping ErrInvalidConfig
+// that names the offending setting.
+func (c Config) Validate() error {
+	switch {
+	case c.ServiceName == "":
+		return fmt.Errorf("%w: service name is empty", ErrInvalidConfig)
+	case strings.Contains(c.ServiceName, ":"):
+		return fmt.Errorf("%w: service name %q contains ':'", ErrInvalidConfig, c.ServiceName)
+	case c.ServiceName == params.LegacyServiceName:
+		return fmt.Errorf("%w: service name %q is reserved for legacy clients", ErrInvalidConfig, c.ServiceName)
+	case c.MaxClients == 0:
+		return fmt.Errorf("%w: maxclients must be at least 1", ErrInvalidConfig)
+	case c.MaxClients > maxSaneClients:
+		return fmt.Errorf("%w: maxclients %d is above the limit of %d", ErrInvalidConfig, c.MaxClients, maxSaneClients)
+	case c.MaxInactive > maxSaneClients:
+		return fmt.Errorf("%w: maxinactive %d is above the limit of %d", ErrInvalidConfig, c.MaxInactive, maxSaneClients)
+	case c.MinCap == 0:
+		return fmt.Errorf("%w: mincap must be at least 1", ErrInvalidConfig)
+	case c.MinCap > math.MaxUint64/c.MaxClients/params.DefaultCapacityPerClient:
+		return fmt.Errorf("%w: mincap %d is too large", ErrInvalidConfig, c.MinCap)
+	case c.Capacity != 0 && c.Capacity < c.MinCap:
+		return fmt.Errorf("%w: capacity %d is below mincap %d: no client could ever be active", ErrInvalidConfig, c.Capacity, c.MinCap)
+	case c.ConnectedBias < 0:
+		return fmt.Errorf("%w: bias %v is negative", ErrInvalidConfig, c.ConnectedBias)
+	case c.InactiveAllowance < 0:
+		return fmt.Errorf("%w: inactive allowance %v is negative", ErrInvalidConfig, c.InactiveAllowance)
+	case c.PosExpiration < 0:
+		return fmt.Errorf("%w: positive expiration %v is negative", ErrInvalidConfig, c.PosExpiration)
+	case c.NegExpiration < 0:
+		return fmt.Errorf("%w: negative expiration %v is negative", ErrInvalidConfig, c.NegExpiration)
+	case c.PosExpiration > 0 && c.PosExpiration < time.Second, c.NegExpiration > 0 && c.NegExpiration < time.Second:
+		return fmt.Errorf("%w: an expiration time below 1s would be rounded to 0 (never); use 0 for never", ErrInvalidConfig)
+	case math.IsNaN(c.RequestRate) || math.IsInf(c.RequestRate, 0) || c.RequestRate < 0:
+		return fmt.Errorf("%w: request rate %v must be a non-negative number", ErrInvalidConfig, c.RequestRate)
+	case c.DatabaseCache < 0 || c.DatabaseHandles < 0:
+		return fmt.Errorf("%w: database cache and handles must not be negative", ErrInvalidConfig)
+	}
+	if err := c.PosPrices.validate("positive"); err != nil {
+		return err
+	}
+	return c.NegPrices.validate("negative")
+}
+
+// ConfigureP2P adapts the node's p2p config to a serving node (SPEC 6 item 5):
+// it does not dial (clients come to it), and unless the operator chose MaxPeers
+// (maxPeersGiven) it admits exactly MaxClients active plus the inactive slots.
+// A node that does not serve is left unchanged.
+func ConfigureP2P(p *p2p.Config, c Config, maxPeersGiven bool) {
+	if !c.Serve {
+		return
+	}
+	p.NoDial = true
+	if !maxPeersGiven {
+		p.MaxPeers = int(c.MaxClients + c.InactiveSlots())
+	}
+}

@@ -1,0 +1,19 @@
+// Package node wires vflux onto a go-ethereum node.Node.
+//
+// It owns the node-level pieces that the other packages deliberately know
+// nothing of: the balance database on disk (a plain LevelDB directory inside
+// the node's instance directory, see SPEC 6), the lifecycle that starts and
+// stops the client pool, the vflux request server and the "vfx" devp2p
+// capability in the right order, the discv5 TALKREQ entry point, the "vflux"
+// RPC namespace, the metrics, and the client side of a TALKREQ capacity query
+// (used by the command line).
+//
+// It relies on the caller to build the go-ethereum node (flags, config files
+// and logging live in cmd/vflux) and to call New before the node starts:
+// go-ethereum refuses protocol, lifecycle and API registration after Start.
+//
+//	gethnode.Node ──RegisterProtocols──> protocol.Handler ──Backend──> clientpool.ClientPool
+//	      │                                     └──RequestServer──> vflux.Server ──Service──┘
+//	      ├──RegisterLifecycle──> Service (Start: TALKREQ "vfx" -> vflux.Server; Stop)
+//	      └──RegisterAPIs──────> API ("vflux" namespace)
+package node
