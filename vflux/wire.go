@@ -2,6 +2,7 @@ package vflux
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/big"
 	"net"
@@ -40,7 +41,7 @@ func (r *Requests) Add(service, name string, val interface{}) (int, error) {
 	}
 	enc, err := rlp.EncodeToBytes(val)
 	if err != nil {
-		return -1, err
+		return -1, fmt.Errorf("encode %s/%s request: %w", service, name, err)
 	}
 	*r = append(*r, Request{Service: service, Name: name, Params: enc})
 	return len(*r) - 1, nil
@@ -52,7 +53,17 @@ func (r Replies) Get(i int, val interface{}) error {
 	if i < 0 || i >= len(r) || len(r[i]) == 0 {
 		return ErrNoReply
 	}
-	return rlp.DecodeBytes(r[i], val)
+	if err := rlp.DecodeBytes(r[i], val); err != nil {
+		return fmt.Errorf("decode reply %d: %w", i, err)
+	}
+	return nil
+}
+
+// ValidNoParams reports whether data is a valid parameter encoding for a
+// request without parameters ("bal", "info"): an empty byte string or an empty
+// RLP list (0xc0, what Requests.Add encodes for struct{}{}).
+func ValidNoParams(data []byte) bool {
+	return len(data) == 0 || (len(data) == 1 && data[0] == 0xc0)
 }
 
 // IntOrInf types.
@@ -119,8 +130,13 @@ func (i *IntOrInf) Int64() int64 {
 	}
 }
 
-// SetBigInt sets a finite value.
+// SetBigInt sets a finite value; nil sets 0.
 func (i *IntOrInf) SetBigInt(v *big.Int) {
+	if v == nil {
+		i.Type = IntNonNegative
+		i.Value.SetInt64(0)
+		return
+	}
 	if v.Sign() >= 0 {
 		i.Type = IntNonNegative
 		i.Value.Set(v)
@@ -173,6 +189,18 @@ const (
 type CapacityQueryReq struct {
 	Bias      uint64 // seconds
 	AddTokens []IntOrInf
+}
+
+// ErrInvalidParams is returned by CapacityQueryReq.Validate for a query without
+// amounts or with more than params.MaxCapQueryAmounts.
+var ErrInvalidParams = errors.New("vflux: invalid request parameters")
+
+// Validate checks the number of amounts (1..params.MaxCapQueryAmounts).
+func (r *CapacityQueryReq) Validate() error {
+	if n := len(r.AddTokens); n == 0 || n > params.MaxCapQueryAmounts {
+		return fmt.Errorf("capacity query with %d amounts: %w", n, ErrInvalidParams)
+	}
+	return nil
 }
 
 // CapacityQueryReply has one capacity per amount of the query; 0 means "you
