@@ -122,6 +122,14 @@ func (m *MsgTester) ExpectDecode(code uint64, into interface{}) {
 	}
 }
 
+// Read returns the next message's code and payload, whatever it is, failing
+// the test if none arrives within the deadline.
+func (m *MsgTester) Read() (uint64, []byte) {
+	m.t.Helper()
+	msg, payload := m.read()
+	return msg.Code, payload
+}
+
 // ExpectDisconnect waits for Run to return and fails the test unless it
 // returned exactly reason. Messages that arrive meanwhile are logged and
 // discarded so the protocol can't block on writing them.

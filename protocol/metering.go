@@ -1,0 +1,85 @@
+package protocol
+
+import (
+	"math"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common/mclock"
+)
+
+// RequestCost is the cost of a request of in payload bytes answered with out
+// payload bytes: base + perKB*(in+out)/1024, in cost units. Both sides use it:
+// the server to meter, a client to pace itself (with the constants of the
+// server's Handshake).
+func RequestCost(base, perKB uint64, in, out int) uint64 {
+	return base + perKB*uint64(in+out)/1024
+}
+
+// AdmissionCost is the cost a request of in payload bytes must fit in the
+// buffer before it is served: the request's part of RequestCost (the reply's
+// size is not known yet).
+func AdmissionCost(base, perKB uint64, in int) uint64 {
+	return RequestCost(base, perKB, in, 0)
+}
+
+// meter is a client's flow control buffer: it recharges at rate cost units per
+// second up to rate*bufferSecs, is charged with the full cost of every served
+// request (it may go below zero when a reply is large), and admits a request
+// only if its admission cost fits. It is owned by one peer loop; no locking.
+type meter struct {
+	clock      mclock.Clock
+	bufferSecs uint64
+	rate       uint64  // cost units per second
+	buf        float64 // may be negative after a large reply
+	last       mclock.AbsTime
+}
+
+func newMeter(clock mclock.Clock, rate, bufferSecs uint64) *meter {
+	m := &meter{clock: clock, bufferSecs: bufferSecs, rate: rate, last: clock.Now()}
+	m.buf = m.max()
+	return m
+}
+
+func (m *meter) max() float64 { return float64(m.rate) * float64(m.bufferSecs) }
+
+// recharge brings the buffer up to now.
+func (m *meter) recharge() {
+	now := m.clock.Now()
+	if dt := now.Sub(m.last); dt > 0 {
+		m.buf = math.Min(m.max(), m.buf+float64(m.rate)*dt.Seconds())
+	}
+	m.last = now
+}
+
+// setRate changes the recharge rate from now on; a smaller buffer is clamped.
+func (m *meter) setRate(rate uint64) {
+	m.recharge()
+	m.rate = rate
+	m.buf = math.Min(m.buf, m.max())
+}
+
+// admit reports whether a request of the given admission cost fits now and, if
+// not, how long until it would. A cost above the whole buffer is admitted once
+// the buffer is full, so every request size can be served eventually.
+func (m *meter) admit(cost uint64) (time.Duration, bool) {
+	m.recharge()
+	need := math.Min(float64(cost), m.max())
+	if m.buf >= need-1e-6 { // tolerate float rounding of the recharge
+		return 0, true
+	}
+	if m.rate == 0 {
+		return time.Duration(math.MaxInt64), false
+	}
+	secs := (need - m.buf) / float64(m.rate)
+	wait := time.Duration(math.Ceil(secs * 1000)) * time.Millisecond
+	if wait <= 0 {
+		wait = time.Millisecond
+	}
+	return wait, false
+}
+
+// charge takes cost from the buffer.
+func (m *meter) charge(cost uint64) {
+	m.recharge()
+	m.buf -= float64(cost)
+}
