@@ -180,7 +180,10 @@ func TestCapacityRequestRepliesAfterTheUpdateItCaused(t *testing.T) {
 			func(p clientpool.Peer, req uint64) (uint64, error) { p.UpdateCapacity(req, true); return req, nil },
 			&CapacityUpdate{Capacity: 8000, Requested: true}, CapacityReply{ReqID: 1, Capacity: 8000, Code: CapOK}},
 		{"a partial grant is OK with less capacity",
-			func(p clientpool.Peer, req uint64) (uint64, error) { p.UpdateCapacity(req/2, true); return req / 2, nil },
+			func(p clientpool.Peer, req uint64) (uint64, error) {
+				p.UpdateCapacity(req/2, true)
+				return req / 2, nil
+			},
 			&CapacityUpdate{Capacity: 4000, Requested: true}, CapacityReply{ReqID: 1, Capacity: 4000, Code: CapOK}},
 		{"a free client gets no priority",
 			func(p clientpool.Peer, req uint64) (uint64, error) { return 0, clientpool.ErrNoPriority },

@@ -71,7 +71,7 @@ func (m *meter) admit(cost uint64) (time.Duration, bool) {
 		return time.Duration(math.MaxInt64), false
 	}
 	secs := (need - m.buf) / float64(m.rate)
-	wait := time.Duration(math.Ceil(secs * 1000)) * time.Millisecond
+	wait := time.Duration(math.Ceil(secs*1000)) * time.Millisecond
 	if wait <= 0 {
 		wait = time.Millisecond
 	}
