@@ -75,7 +75,14 @@ var (
 	// ErrCantFindMaximum is kept for familiarity with go-ethereum's former API;
 	// it is never returned: SetCapacity grants partially instead.
 	ErrCantFindMaximum = errors.New("unable to find maximum allowed capacity")
+	// ErrBalanceOverflow: AddBalance or SetBalance would exceed MaxInt64 tokens.
+	ErrBalanceOverflow = errors.New("balance over MaxInt64")
+	// ErrNoFreeID: a non-zero negative balance needs a free-client ID.
+	ErrNoFreeID = errors.New("negative balance needs a free-client ID")
 )
+
+// errBalanceOverflow is wrapped with context by the balance operator.
+var errBalanceOverflow = ErrBalanceOverflow
 
 // EventType says what happened to a client.
 type EventType int

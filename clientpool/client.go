@@ -1,0 +1,379 @@
+package clientpool
+
+import (
+	"math"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common/mclock"
+	"github.com/ethereum/go-ethereum/p2p/enode"
+	"github.com/vflux-net/vflux/params"
+)
+
+// negBalance is a negative balance shared by the connected clients with the
+// same free-client ID (one NAT, one IP), reference-counted by its clients list.
+type negBalance struct {
+	freeID  string
+	value   ExpiredValue
+	dirty   bool      // changed since last persisted
+	clients []*client // connected clients sharing it
+}
+
+// add adds amount at offset l; the free ID "" has no negative balance at all.
+func (n *negBalance) add(amount float64, l LogOffset) {
+	if n.freeID == "" || amount == 0 {
+		return
+	}
+	addNeg(&n.value, amount, l)
+	n.dirty = true
+}
+
+// addNeg adds a (possibly negative) amount to a balance value, saturating at 0
+// and MaxInt64.
+func addNeg(v *ExpiredValue, amount float64, l LogOffset) {
+	if amount > math.MaxInt64 {
+		amount = math.MaxInt64
+	}
+	if amount < -math.MaxInt64 {
+		amount = -math.MaxInt64
+	}
+	if amount > 0 {
+		if cur := v.Value(l); float64(cur)+amount >= math.MaxInt64 {
+			amount = float64(math.MaxInt64 - cur)
+		}
+	}
+	v.Add(int64(amount), l)
+}
+
+// client is one registered peer and its balances. It implements
+// ConnectedBalance; every method takes the pool lock.
+type client struct {
+	pool      *ClientPool
+	peer      Peer
+	node      *enode.Node
+	id        enode.ID
+	freeID    string
+	allowance time.Duration
+	seq       uint64 // registration order, the tie-breaker of equal priorities
+
+	pos      ExpiredValue
+	inTotal  ExpiredValue // this client's share of the pool's total token amount
+	neg      *negBalance
+	posF     PriceFactors
+	negF     PriceFactors
+	posDirty bool
+
+	registered   bool // false after Unregister
+	disconnected bool // told to Disconnect: out of the active and inactive sets
+	active       bool
+	capacity     uint64
+	lastSettle   mclock.AbsTime // time cost settled up to here while active
+	activeTime   time.Duration  // total time active, for the average request rate
+	reqCost      float64        // total request cost served
+
+	key      int64   // active: lower bound of the priority until the timer fires
+	ikClass  int     // inactive order: 1 priority client, 0 free client
+	ikLog    float64 // inactive order within the class, offset-independent
+	activeIx int
+	bestIx   int
+	worstIx  int
+
+	timer      mclock.Timer // threshold timer while active
+	timerGen   uint64
+	allowTimer mclock.Timer // inactive allowance timer
+	allowGen   uint64
+
+	planGen  uint64 // planner scratch
+	planCap  uint64
+	curveGen uint64 // capacity curve snapshot index
+	curveIdx int32
+}
+
+// reqRate is the average request cost per ns while active.
+func (c *client) reqRate() float64 {
+	if c.activeTime <= 0 {
+		return 0
+	}
+	return c.reqCost / float64(c.activeTime)
+}
+
+// snapAt returns the client's balances at time now (including the time cost
+// not yet settled, computed exactly as settle would) without changing
+// anything.
+func (c *client) snapAt(now mclock.AbsTime) balSnap {
+	p := c.pool
+	pos, neg := c.pos, c.neg.value
+	if c.active && now > c.lastSettle {
+		c.chargeInterval(&pos, &neg, now)
+	}
+	return balSnap{
+		pos:     pos.Value(p.posExp.at(now)),
+		neg:     neg.Value(p.negExp.at(now)),
+		posF:    c.posF,
+		negF:    c.negF,
+		reqRate: c.reqRate(),
+	}
+}
+
+// chargeInterval charges the time cost of [lastSettle, now] to pos and neg
+// (SPEC 2.2) at the expiration offsets of the interval's midpoint. It reports
+// what was charged.
+func (c *client) chargeInterval(pos, neg *ExpiredValue, now mclock.AbsTime) (posCharged, negCharged bool) {
+	p := c.pool
+	dt := time.Duration(now - c.lastSettle)
+	mid := c.lastSettle + mclock.AbsTime(dt/2)
+	posL, negL := p.posExp.at(mid), p.negExp.at(mid)
+	posV := pos.Value(posL)
+	pc, nc := chargeTime(posV, c.posF.timePrice(c.capacity, 0), c.negF.timePrice(c.capacity, 0), dt)
+	if pc > 0 {
+		if pc >= float64(posV) {
+			*pos = ExpiredValue{}
+		} else {
+			pos.Add(-int64(pc), posL)
+		}
+		posCharged = true
+	}
+	if nc > 0 && c.freeID != "" {
+		addNeg(neg, nc, negL)
+		negCharged = true
+	}
+	return posCharged, negCharged
+}
+
+// settle charges the time cost since the last settlement. It reports whether
+// the positive balance ran out now.
+func (c *client) settle(now mclock.AbsTime) (exhausted bool) {
+	if !c.active || now <= c.lastSettle {
+		if now > c.lastSettle {
+			c.lastSettle = now
+		}
+		return false
+	}
+	p := c.pool
+	had := !c.pos.IsZero()
+	posCharged, negCharged := c.chargeInterval(&c.pos, &c.neg.value, now)
+	if posCharged {
+		if c.pos.Value(p.posExp.at(now)) == 0 {
+			c.pos = ExpiredValue{}
+		}
+		exhausted = had && c.pos.IsZero()
+		c.posDirty = true
+		p.updateTotal(c)
+	}
+	if negCharged {
+		c.neg.dirty = true
+		p.negChanged(c, now)
+	}
+	c.activeTime += time.Duration(now - c.lastSettle)
+	c.lastSettle = now
+	return exhausted
+}
+
+// hasPriority reports whether the client has a positive balance now. A value
+// that decayed to nothing is cleared.
+func (c *client) hasPriority() bool {
+	if c.pos.IsZero() {
+		return false
+	}
+	if c.pos.Value(c.pool.posExp.at(c.pool.clock.Now())) == 0 {
+		c.pos = ExpiredValue{}
+		c.posDirty = true
+		c.pool.updateTotal(c)
+		return false
+	}
+	return true
+}
+
+// ----- ConnectedBalance -----
+
+// GetBalance returns the current positive and negative balance.
+func (c *client) GetBalance() (pos, neg uint64) {
+	p := c.pool
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b := c.snapAt(p.clock.Now())
+	return b.pos, b.neg
+}
+
+// GetRawBalance returns the balances as expiring values (settled up to now for
+// a registered client).
+func (c *client) GetRawBalance() (pos, neg ExpiredValue) {
+	p := c.pool
+	var acts callbacks
+	p.mu.Lock()
+	if now := p.clock.Now(); c.registered && !p.stopped {
+		if c.settle(now) {
+			p.lostPriority(c, now, &acts)
+		}
+	}
+	pos, neg = c.pos, c.neg.value
+	p.mu.Unlock()
+	acts.run(p)
+	return pos, neg
+}
+
+// GetPriceFactors returns the client's price factors.
+func (c *client) GetPriceFactors() (pos, neg PriceFactors) {
+	p := c.pool
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return c.posF, c.negF
+}
+
+// SetPriceFactors changes the client's price factors from now on. Negative or
+// non-finite factors are ignored.
+func (c *client) SetPriceFactors(pos, neg PriceFactors) {
+	if !pos.valid() || !neg.valid() {
+		return
+	}
+	p := c.pool
+	var acts callbacks
+	p.mu.Lock()
+	now := p.clock.Now()
+	if c.registered && !p.stopped && c.settle(now) {
+		p.lostPriority(c, now, &acts)
+	}
+	c.posF, c.negF = pos, neg
+	if c.registered && !p.stopped {
+		p.priorityChanged(c, now, &acts)
+	}
+	p.mu.Unlock()
+	acts.run(p)
+}
+
+// RequestServed charges a served request of the given cost (SPEC 2.2) and
+// returns the new positive balance. The cost is charged to the positive
+// balance at its RequestFactor; the uncovered fraction goes to the negative
+// balance at its RequestFactor. Fix: when the positive balance is non-zero but
+// its RequestFactor is 0, the whole cost goes to the negative side.
+func (c *client) RequestServed(cost uint64) uint64 {
+	p := c.pool
+	var acts callbacks
+	p.mu.Lock()
+	now := p.clock.Now()
+	if !c.registered || p.stopped {
+		v := c.pos.Value(p.posExp.at(now))
+		p.mu.Unlock()
+		return v
+	}
+	exhausted := c.settle(now)
+	posL, negL := p.posExp.at(now), p.negExp.at(now)
+	posV := c.pos.Value(posL)
+	fcost := float64(cost)
+	c.reqCost += fcost
+	uncovered := fcost
+	if posV > 0 && c.posF.RequestFactor > 0 {
+		pc := fcost * c.posF.RequestFactor
+		if pc < float64(posV) {
+			c.pos.Add(-int64(pc), posL)
+			uncovered = 0
+		} else {
+			uncovered = fcost * (1 - float64(posV)/pc)
+			c.pos = ExpiredValue{}
+			exhausted = true
+		}
+		c.posDirty = true
+		p.updateTotal(c)
+	}
+	if nc := uncovered * c.negF.RequestFactor; nc > 0 {
+		c.neg.add(nc, negL)
+		p.negChanged(c, now)
+	}
+	if exhausted {
+		p.lostPriority(c, now, &acts)
+	}
+	p.priorityChanged(c, now, &acts)
+	v := c.pos.Value(posL)
+	p.mu.Unlock()
+	acts.run(p)
+	return v
+}
+
+// ----- ordering keys -----
+
+// setInactiveKey computes the offset-independent order of an inactive client:
+// decay scales every balance of a kind alike, so comparing log2 of the values
+// at offset zero orders clients as their priorities at any common offset do.
+func (c *client) setInactiveKey() {
+	if c.hasPriority() {
+		c.ikClass = 1
+		c.ikLog = math.Log2(float64(c.pos.Base)) + float64(c.pos.Exp)
+		return
+	}
+	c.ikClass = 0
+	if c.neg.value.IsZero() {
+		c.ikLog = math.Inf(1)
+	} else {
+		c.ikLog = -(math.Log2(float64(c.neg.value.Base)) + float64(c.neg.value.Exp))
+	}
+}
+
+// betterInactive orders inactive clients, best first.
+func betterInactive(a, b *client) bool {
+	if a.ikClass != b.ikClass {
+		return a.ikClass > b.ikClass
+	}
+	if a.ikLog != b.ikLog {
+		return a.ikLog > b.ikLog
+	}
+	return a.seq < b.seq
+}
+
+// lowerActive orders active clients by their priority lower bound, lowest
+// first; ties go to the longest registered.
+func lowerActive(a, b *client) bool {
+	if a.key != b.key {
+		return a.key < b.key
+	}
+	return a.seq < b.seq
+}
+
+// armTimer (re)arms the client's threshold timer (SPEC 2.4): it fires when the
+// positive balance runs out or when the priority falls to the key the client
+// is ordered by, whichever comes first. A generation counter makes a stale
+// firing (one that raced with Stop) harmless, so the timer always re-arms.
+func (p *ClientPool) armTimer(c *client, b *balSnap) {
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	c.timerGen++
+	if !c.active || p.stopped {
+		return
+	}
+	d := time.Duration(math.MaxInt64)
+	posPrice := c.posF.timePrice(c.capacity, 0)
+	negPrice := c.negF.timePrice(c.capacity, 0)
+	if b.pos > 0 {
+		if posPrice > 0 {
+			d = durationOf(float64(b.pos) / posPrice)
+			if c.key > 0 {
+				// priority pos/cap reaches key when pos reaches key*cap
+				if dk := durationOf((float64(b.pos) - float64(c.key)*float64(c.capacity)) / posPrice); dk < d {
+					d = dk
+				}
+			}
+		}
+	} else if negPrice > 0 && c.freeID != "" {
+		d = durationOf((-float64(c.key) - float64(b.neg)) / negPrice)
+	}
+	if d == time.Duration(math.MaxInt64) {
+		return
+	}
+	if d < params.MinTimerDelay {
+		d = params.MinTimerDelay
+	}
+	gen := c.timerGen
+	c.timer = p.clock.AfterFunc(d, func() { p.onTimer(c, gen) })
+}
+
+// durationOf converts nanoseconds to a Duration, saturating.
+func durationOf(ns float64) time.Duration {
+	switch {
+	case !(ns > 0):
+		return 0
+	case ns >= math.MaxInt64:
+		return time.Duration(math.MaxInt64)
+	default:
+		return time.Duration(ns)
+	}
+}

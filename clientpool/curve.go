@@ -1,0 +1,240 @@
+package clientpool
+
+import (
+	"math"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common/mclock"
+	"github.com/vflux-net/vflux/params"
+)
+
+// curveStep is one step of the capacity curve: the pool state after one
+// simulated enforcement cut (step 0 is the state before any cut).
+type curveStep struct {
+	count    uint64 // active count after the step, counting the asking client's slot
+	capSum   uint64 // active capacity after the step, without the asking client
+	best1    int64  // highest priority cut so far
+	best2    int64  // highest priority cut so far by a client other than best1's
+	best1Idx int32  // snapshot index of best1's client (-1 = none)
+	client   int32  // snapshot index of the client cut in this step (-1 = none)
+	capAfter uint64 // that client's capacity after the step
+	next     int32  // the same client's next step (-1 = none)
+}
+
+// capacityCurve is a cached simulation of evictions in priority order (SPEC
+// 3.3): how much capacity frees up and which priority a newcomer must beat for
+// it. Answering a capacity query is a binary search over it.
+type capacityCurve struct {
+	gen      uint64 // snapshot generation; clients with curveGen == gen have curveIdx
+	built    mclock.AbsTime
+	minCap   uint64
+	maxCount uint64
+	maxCap   uint64
+	steps    []curveStep
+	first    []int32  // first step of each snapshot client (-1 = none)
+	caps     []uint64 // capacity of each snapshot client at the snapshot
+}
+
+// curveSnapshot is what the curve is built from, taken under the pool lock.
+type curveSnapshot struct {
+	curve   *capacityCurve
+	entries []planEntry // exact priorities; c is nil, seq and hidx (as index) set
+}
+
+// snapshotCurve copies the active clients' capacities and balances (pool lock
+// held); the caller builds the curve from it without the lock.
+func (p *ClientPool) snapshotCurve(now mclock.AbsTime) *curveSnapshot {
+	p.snapGen++
+	cv := &capacityCurve{gen: p.snapGen, built: now, minCap: p.minCap, maxCount: p.maxCount, maxCap: p.maxCap}
+	n := p.active.Len()
+	s := &curveSnapshot{curve: cv, entries: make([]planEntry, n)}
+	cv.caps = make([]uint64, n)
+	cv.first = make([]int32, n)
+	for i, c := range p.active.items {
+		b := c.snapAt(now)
+		c.curveGen, c.curveIdx = cv.gen, int32(i)
+		s.entries[i] = planEntry{hidx: i, exact: true, prio: b.priority(c.capacity), cap: c.capacity, pos: b.pos, neg: b.neg, seq: c.seq}
+		cv.caps[i] = c.capacity
+		cv.first[i] = -1
+	}
+	p.curveMoved, p.curveChanged = 0, false
+	return s
+}
+
+// build runs the enforcement simulation of plan over the whole snapshot, with
+// a slot kept for the asking client.
+func (s *curveSnapshot) build() *capacityCurve {
+	cv := s.curve
+	count := uint64(len(s.entries)) + 1
+	var capSum uint64
+	for _, c := range cv.caps {
+		capSum += c
+	}
+	cv.steps = make([]curveStep, 1, len(s.entries)+1)
+	cv.steps[0] = curveStep{count: count, capSum: capSum, best1: math.MinInt64, best2: math.MinInt64, best1Idx: -1, client: -1, next: -1}
+	h := planHeap(s.entries)
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+	last := make([]int32, len(s.entries))
+	prev := cv.steps[0]
+	for len(h) > 0 {
+		e := h.pop()
+		idx := int32(e.hidx)
+		st := curveStep{client: idx, next: -1, best1: prev.best1, best2: prev.best2, best1Idx: prev.best1Idx}
+		if e.cap > cv.minCap && count <= cv.maxCount {
+			nc := quarterCut(e.cap, cv.minCap)
+			capSum -= e.cap - nc
+			st.capAfter = nc
+			b := balSnap{pos: e.pos, neg: e.neg}
+			e.cap, e.prio = nc, b.priority(nc)
+			h.push(e)
+		} else {
+			count--
+			capSum -= e.cap
+		}
+		st.count, st.capSum = count, capSum
+		switch {
+		case idx == st.best1Idx:
+			if e.prio > st.best1 {
+				st.best1 = e.prio
+			}
+		case e.prio > st.best1:
+			st.best2, st.best1, st.best1Idx = st.best1, e.prio, idx
+		case e.prio > st.best2:
+			st.best2 = e.prio
+		}
+		k := int32(len(cv.steps))
+		if cv.first[idx] < 0 {
+			cv.first[idx] = k
+		} else {
+			cv.steps[last[idx]].next = k
+		}
+		last[idx] = k
+		cv.steps = append(cv.steps, st)
+		prev = st
+	}
+	return cv
+}
+
+// down restores the heap order below i.
+func (h planHeap) down(i int) {
+	n := len(h)
+	for {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && planBefore(&h[l], &h[m]) {
+			m = l
+		}
+		if r < n && planBefore(&h[r], &h[m]) {
+			m = r
+		}
+		if m == i {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+}
+
+// feasible reports whether a client with priority prio at capacity capacity
+// could hold it: the first step that frees enough must not cut anyone with
+// priority prio or more. xIdx is the asker's own snapshot index (-1 if it is
+// not in the snapshot): its allocation counts as free and its cuts are ignored.
+func (cv *capacityCurve) feasible(capacity uint64, prio int64, xIdx int32) bool {
+	if capacity > cv.maxCap || cv.maxCount == 0 {
+		return false
+	}
+	// adjusted state at step k, excluding the asker
+	state := func(k int) (count, capSum uint64) {
+		st := &cv.steps[k]
+		count, capSum = st.count, st.capSum
+		if xIdx < 0 {
+			return
+		}
+		xCap, removed := cv.caps[xIdx], false
+		for j := cv.first[xIdx]; j >= 0 && int(j) <= k; j = cv.steps[j].next {
+			xCap = cv.steps[j].capAfter
+			removed = xCap == 0
+		}
+		if !removed {
+			count-- // the asker was counted twice
+		}
+		return count, capSum - xCap
+	}
+	fits := func(k int) bool {
+		count, capSum := state(k)
+		return count <= cv.maxCount && capSum+capacity <= cv.maxCap
+	}
+	lo, hi := 0, len(cv.steps)-1 // find the first step that fits
+	if !fits(hi) {
+		return false
+	}
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if fits(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	st := &cv.steps[lo]
+	need := st.best1
+	if st.best1Idx == xIdx && xIdx >= 0 {
+		need = st.best2
+	}
+	return prio > need
+}
+
+// maxCapacity answers one capacity query amount: the largest capacity the
+// client with balance b (tokens already added) could hold, or 0.
+func (cv *capacityCurve) maxCapacity(b balSnap, addTokens int64, bias time.Duration, xIdx int32) uint64 {
+	prio := func(capacity uint64) int64 { return b.estimate(capacity, addTokens, 0, bias) }
+	if !cv.feasible(cv.minCap, prio(cv.minCap), xIdx) {
+		return 0
+	}
+	if addSat(b.pos, float64(addTokens)) == 0 {
+		return cv.minCap // free clients get at most minCap
+	}
+	lo, hi := cv.minCap, cv.maxCap // lo feasible
+	for lo < hi {
+		mid := lo + (hi-lo+1)/2
+		if cv.feasible(mid, prio(mid), xIdx) {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return lo
+}
+
+// curveValid reports whether the cached curve may answer now (SPEC 3.3 rule).
+func (p *ClientPool) curveValid(now mclock.AbsTime) bool {
+	cv := p.curve
+	if cv == nil {
+		return false
+	}
+	if p.curveMoved > 0 && p.curveMoved*100 >= p.maxCap*params.CapacityCurveRebuildPercent {
+		return false
+	}
+	if p.curveChanged && now-cv.built >= mclock.AbsTime(params.CapacityCurveMaxAge) {
+		return false
+	}
+	return true
+}
+
+// curveIndex returns c's index in the curve's snapshot, or -1.
+func curveIndex(cv *capacityCurve, c *client) int32 {
+	if c != nil && c.active && c.curveGen == cv.gen {
+		return c.curveIdx
+	}
+	return -1
+}
+
+// curveEstimate answers "what capacity can c hold" from a valid cached curve,
+// as SetCapacity's first estimate (pool lock held).
+func (p *ClientPool) curveEstimate(c *client, now mclock.AbsTime, bias time.Duration) (uint64, bool) {
+	if !p.curveValid(now) {
+		return 0, false
+	}
+	return p.curve.maxCapacity(c.snapAt(now), 0, bias, curveIndex(p.curve, c)), true
+}

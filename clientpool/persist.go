@@ -1,0 +1,310 @@
+package clientpool
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+
+	"github.com/ethereum/go-ethereum/common/mclock"
+	"github.com/ethereum/go-ethereum/log"
+	"github.com/ethereum/go-ethereum/p2p/enode"
+	"github.com/vflux-net/vflux/params"
+)
+
+func logWriteError(err error) {
+	log.Error("Failed to persist balances", "err", err)
+}
+
+// dropSmall zeroes a value at or below the drop threshold (SPEC 2.5): spending
+// or decay that brings a balance there drops it instead of storing it.
+func dropSmall(v *ExpiredValue, l LogOffset) bool {
+	if !v.IsZero() && v.Value(l) <= params.BalanceDropThreshold {
+		*v = ExpiredValue{}
+		return true
+	}
+	return false
+}
+
+// writeClient adds a client's settled balances to a batch, dropping small
+// values (the caller settles first).
+func (p *ClientPool) writeClient(b *writeBatch, c *client, now mclock.AbsTime) {
+	if c.posDirty {
+		if dropSmall(&c.pos, p.posExp.at(now)) {
+			p.updateTotal(c)
+		}
+		b.putPos(c.id, c.pos)
+		c.posDirty = false
+	}
+	if c.neg.dirty {
+		dropSmall(&c.neg.value, p.negExp.at(now))
+		b.putNeg(c.neg.freeID, c.neg.value)
+		c.neg.dirty = false
+	}
+}
+
+// persistAll settles and writes every connected client's balances and the
+// offsets in one batch.
+func (p *ClientPool) persistAll(now mclock.AbsTime) {
+	b := p.st.newBatch()
+	var exhausted []*client
+	for _, c := range p.clients {
+		if c.settle(now) {
+			exhausted = append(exhausted, c)
+		}
+		p.writeClient(b, c, now)
+	}
+	if err := b.write(p.posExp.at(now), p.negExp.at(now)); err != nil {
+		logWriteError(err)
+	}
+	p.lastOffsets = now
+	var acts callbacks
+	for _, c := range exhausted {
+		if c.pos.IsZero() {
+			p.lostPriority(c, now, &acts)
+		}
+	}
+	if len(acts.calls) > 0 || len(acts.events) > 0 {
+		// only reachable from the periodic timer; run after unlock there.
+		p.pending = append(p.pending, acts)
+	}
+}
+
+// armPeriodic arms the periodic persistence (every BalancePersistInterval,
+// which also keeps the offsets at most ExpirationPersistInterval old) and the
+// hourly sweep.
+func (p *ClientPool) armPeriodic() {
+	p.periodicGen++
+	gen := p.periodicGen
+	p.periodic = p.clock.AfterFunc(params.BalancePersistInterval, func() { p.onPeriodic(gen) })
+}
+
+func (p *ClientPool) onPeriodic(gen uint64) {
+	p.mu.Lock()
+	if p.stopped || gen != p.periodicGen {
+		p.mu.Unlock()
+		return
+	}
+	now := p.clock.Now()
+	p.persistAll(now)
+	if now-p.lastSweep >= mclock.AbsTime(params.BalanceSweepInterval) {
+		p.sweep(now)
+		p.lastSweep = now
+	}
+	p.armPeriodic()
+	pending := p.pending
+	p.pending = nil
+	var acts callbacks
+	if len(pending) > 0 {
+		p.tryActivate(now, &acts)
+		p.finish(now, &acts)
+	}
+	p.mu.Unlock()
+	for i := range pending {
+		pending[i].run(p)
+	}
+	acts.run(p)
+}
+
+// sweep deletes stored balances that decayed to or below the drop threshold,
+// from memory too, and removes them from the total token amount.
+func (p *ClientPool) sweep(now mclock.AbsTime) {
+	posL, negL := p.posExp.at(now), p.negExp.at(now)
+	b := p.st.newBatch()
+	p.st.iterate(posKeyPrefix(), nil, func(suffix []byte, v ExpiredValue, corrupt bool) bool {
+		var id enode.ID
+		if len(suffix) != len(id) {
+			return true
+		}
+		copy(id[:], suffix)
+		if c := p.clients[id]; c != nil {
+			return true // connected: persisted with drop rules by persistAll
+		}
+		if corrupt || v.Value(posL) <= params.BalanceDropThreshold {
+			b.putPos(id, ExpiredValue{})
+			p.total.SubExp(v)
+		}
+		return true
+	})
+	p.st.iterate(negKeyPrefix(), nil, func(suffix []byte, v ExpiredValue, corrupt bool) bool {
+		if p.negs[string(suffix)] != nil {
+			return true
+		}
+		if corrupt || v.Value(negL) <= params.BalanceDropThreshold {
+			b.putNeg(string(suffix), ExpiredValue{})
+		}
+		return true
+	})
+	if err := b.write(posL, negL); err != nil {
+		logWriteError(err)
+	}
+}
+
+// GetPosBalanceIDs returns up to maxCount node IDs with a stored positive
+// balance in [start, stop), ascending. Fix: a zero stop means "to the end".
+func (p *ClientPool) GetPosBalanceIDs(start, stop enode.ID, maxCount int) []enode.ID {
+	if maxCount <= 0 {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var (
+		ids    []enode.ID
+		toEnd  = stop == (enode.ID{})
+		prefix = posKeyPrefix()
+	)
+	p.st.iterate(prefix, start[:], func(suffix []byte, _ ExpiredValue, _ bool) bool {
+		if len(suffix) != len(enode.ID{}) {
+			return true
+		}
+		if !toEnd && bytes.Compare(suffix, stop[:]) >= 0 {
+			return false
+		}
+		var id enode.ID
+		copy(id[:], suffix)
+		ids = append(ids, id)
+		return len(ids) < maxCount
+	})
+	return ids
+}
+
+// ----- BalanceOperation -----
+
+// balanceOp is the AtomicBalanceOperator of one BalanceOperation.
+type balanceOp struct {
+	p          *ClientPool
+	c          *client // connected client, or nil
+	id         enode.ID
+	pos        *ExpiredValue
+	neg        *negBalance
+	posF, negF PriceFactors
+	now        mclock.AbsTime
+	posChanged bool
+	negChanged bool
+}
+
+func (op *balanceOp) GetBalance() (pos, neg uint64) {
+	return op.pos.Value(op.p.posExp.at(op.now)), op.neg.value.Value(op.p.negExp.at(op.now))
+}
+
+func (op *balanceOp) GetRawBalance() (pos, neg ExpiredValue) {
+	return *op.pos, op.neg.value
+}
+
+func (op *balanceOp) GetPriceFactors() (pos, neg PriceFactors) {
+	return op.posF, op.negF
+}
+
+// AddBalance adds amount to the positive balance; a result over MaxInt64 is an
+// error and changes nothing. Subtracting more than there is leaves 0.
+func (op *balanceOp) AddBalance(amount int64) (old, new uint64, err error) {
+	l := op.p.posExp.at(op.now)
+	old = op.pos.Value(l)
+	if amount > 0 && (old > math.MaxInt64 || uint64(amount) > math.MaxInt64-old) {
+		return old, old, fmt.Errorf("add %d tokens to balance %d: %w", amount, old, errBalanceOverflow)
+	}
+	if amount == 0 {
+		return old, old, nil
+	}
+	if amount > 0 {
+		op.pos.Add(amount, l)
+	} else if uint64(-(amount + 1)) >= old { // -amount >= old without overflow
+		*op.pos = ExpiredValue{}
+	} else {
+		op.pos.Add(amount, l)
+	}
+	op.posChanged = true
+	return old, op.pos.Value(l), nil
+}
+
+// SetBalance sets both balances. Values over MaxInt64 are an error (Fix), as
+// is a non-zero negative balance for the empty free-client ID; on error
+// nothing changes.
+func (op *balanceOp) SetBalance(pos, neg uint64) error {
+	if pos > math.MaxInt64 || neg > math.MaxInt64 {
+		return fmt.Errorf("set balance (%d, %d): %w", pos, neg, errBalanceOverflow)
+	}
+	if neg != 0 && op.neg.freeID == "" {
+		return ErrNoFreeID
+	}
+	*op.pos = ExpiredValue{}
+	op.pos.Add(int64(pos), op.p.posExp.at(op.now))
+	op.neg.value = ExpiredValue{}
+	op.neg.value.Add(int64(neg), op.p.negExp.at(op.now))
+	op.posChanged, op.negChanged = true, true
+	return nil
+}
+
+// BalanceOperation runs cb with atomic access to the balances of node id and
+// free-client ID freeID, connected or not, and persists every change before
+// it returns. cb runs with the pool lock held: it must only use the operator
+// and must not call into the pool. A connected client's changed priority takes
+// effect at once (it may be activated, cut or evicted).
+func (p *ClientPool) BalanceOperation(id enode.ID, freeID string, cb func(AtomicBalanceOperator)) {
+	if cb == nil {
+		return
+	}
+	var acts callbacks
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		return
+	}
+	now := p.clock.Now()
+	op := &balanceOp{p: p, id: id, now: now, posF: p.defPos, negF: p.defNeg}
+	c := p.clients[id]
+	if c != nil {
+		if c.settle(now) {
+			p.lostPriority(c, now, &acts)
+		}
+		op.c, op.pos, op.posF, op.negF = c, &c.pos, c.posF, c.negF
+	} else {
+		v := p.st.loadPos(id)
+		op.pos = &v
+	}
+	switch {
+	case c != nil && c.freeID == freeID:
+		op.neg = c.neg
+	case freeID != "" && p.negs[freeID] != nil:
+		op.neg = p.negs[freeID]
+	default:
+		op.neg = &negBalance{freeID: freeID, value: p.st.loadNeg(freeID)}
+	}
+	oldPos := *op.pos
+	hadPriority := !oldPos.IsZero()
+	cb(op)
+	if op.posChanged || op.negChanged {
+		b := p.st.newBatch()
+		if op.posChanged {
+			b.putPos(id, *op.pos)
+			if c != nil {
+				c.posDirty = false
+				p.updateTotal(c)
+			} else {
+				p.total.SubExp(oldPos)
+				p.total.AddExp(*op.pos)
+			}
+		}
+		if op.negChanged || op.neg.dirty {
+			b.putNeg(op.neg.freeID, op.neg.value)
+			op.neg.dirty = false
+		}
+		if err := b.write(p.posExp.at(now), p.negExp.at(now)); err != nil {
+			logWriteError(err)
+		}
+		if c != nil {
+			if hadPriority && !c.hasPriority() {
+				p.lostPriority(c, now, &acts)
+			}
+			p.priorityChanged(c, now, &acts)
+		}
+		if op.negChanged {
+			for _, s := range op.neg.clients {
+				if s != c {
+					p.priorityChanged(s, now, &acts)
+				}
+			}
+		}
+	}
+	p.mu.Unlock()
+	acts.run(p)
+}

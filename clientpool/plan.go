@@ -1,0 +1,293 @@
+package clientpool
+
+import (
+	"time"
+
+	"github.com/ethereum/go-ethereum/common/mclock"
+	"github.com/ethereum/go-ethereum/p2p/enode"
+	"github.com/vflux-net/vflux/params"
+)
+
+// planEntry is one candidate of the enforcement planner: either a lower bound
+// taken from the active heap (exact == false; its heap children are not yet in
+// the frontier) or a client's exact priority at a planned capacity.
+type planEntry struct {
+	c        *client
+	hidx     int // active heap index of a lower-bound entry
+	exact    bool
+	prio     int64
+	cap      uint64
+	pos, neg uint64 // the balances the exact priority was computed from
+	seq      uint64 // the client's registration order
+}
+
+// planBefore orders planner entries: lowest priority first; a lower bound
+// before an exact entry of the same value (it may hide an equal one); equal
+// exact priorities by registration order, the longest registered first.
+func planBefore(a, b *planEntry) bool {
+	if a.prio != b.prio {
+		return a.prio < b.prio
+	}
+	if a.exact != b.exact {
+		return !a.exact
+	}
+	return a.seq < b.seq
+}
+
+// planHeap is a binary min-heap of planner entries, hand-rolled to avoid
+// boxing entries into interfaces.
+type planHeap []planEntry
+
+func (h *planHeap) push(e planEntry) {
+	*h = append(*h, e)
+	s := *h
+	i := len(s) - 1
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !planBefore(&s[i], &s[parent]) {
+			break
+		}
+		s[i], s[parent] = s[parent], s[i]
+		i = parent
+	}
+}
+
+func (h *planHeap) pop() planEntry {
+	s := *h
+	top := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s[n] = planEntry{}
+	s = s[:n]
+	i := 0
+	for {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && planBefore(&s[l], &s[m]) {
+			m = l
+		}
+		if r < n && planBefore(&s[r], &s[m]) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		s[i], s[m] = s[m], s[i]
+		i = m
+	}
+	*h = s
+	return top
+}
+
+// quarterCut is the capacity after one enforcement cut: a quarter less (at
+// least 1), not below floor.
+func quarterCut(cap, floor uint64) uint64 {
+	d := cap / 4
+	if d < 1 {
+		d = 1
+	}
+	if cap-d < floor || d > cap {
+		return floor
+	}
+	return cap - d
+}
+
+// plan works out how the limits would be enforced (SPEC 3.2) if client x (nil
+// for none) held capacity xCap with the (biased) priority xPrio, without
+// changing anything. While over a limit it takes the lowest-priority active
+// client (exactly, from the lazily keyed heap): at its floor (minCap) or while
+// the count is over it is deactivated, else it is cut by a quarter and
+// re-ranked. With x set, the plan fails as soon as x does not out-rank the
+// client to cut. On success each victim's planCap holds its new capacity (0 =
+// deactivated). The work is O(k log n) for k cuts.
+func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int64) ([]*client, bool) {
+	count, capSum := p.activeCount, p.activeCap
+	if x != nil {
+		if x.active {
+			capSum -= x.capacity
+		} else {
+			count++
+		}
+		capSum += xCap
+	}
+	if count <= p.maxCount && capSum <= p.maxCap {
+		return nil, true
+	}
+	if x != nil && (xCap > p.maxCap || p.maxCount == 0) {
+		return nil, false
+	}
+	p.planGen++
+	gen := p.planGen
+	fr := p.frontier[:0]
+	defer func() { p.frontier = fr[:0] }()
+	if p.active.Len() > 0 {
+		fr.push(planEntry{c: p.active.items[0], hidx: 0, prio: p.active.items[0].key, seq: p.active.items[0].seq})
+	}
+	var victims []*client
+	for count > p.maxCount || capSum > p.maxCap {
+		if len(fr) == 0 {
+			return nil, false // only possible with x, which cannot fit
+		}
+		e := fr.pop()
+		if !e.exact {
+			for _, ch := range [2]int{2*e.hidx + 1, 2*e.hidx + 2} {
+				if ch < p.active.Len() {
+					cc := p.active.items[ch]
+					fr.push(planEntry{c: cc, hidx: ch, prio: cc.key, seq: cc.seq})
+				}
+			}
+			if e.c == x {
+				continue
+			}
+			b := e.c.snapAt(now)
+			fr.push(planEntry{c: e.c, exact: true, prio: b.priority(e.c.capacity), cap: e.c.capacity, pos: b.pos, neg: b.neg, seq: e.seq})
+			continue
+		}
+		if x != nil && xPrio <= e.prio {
+			return nil, false
+		}
+		v := e.c
+		if v.planGen != gen {
+			v.planGen = gen
+			victims = append(victims, v)
+		}
+		if e.cap > p.minCap && count <= p.maxCount {
+			nc := quarterCut(e.cap, p.minCap)
+			capSum -= e.cap - nc
+			v.planCap = nc
+			b := balSnap{pos: e.pos, neg: e.neg}
+			fr.push(planEntry{c: v, exact: true, prio: b.priority(nc), cap: nc, pos: e.pos, neg: e.neg, seq: e.seq})
+		} else {
+			count--
+			capSum -= e.cap
+			v.planCap = 0
+		}
+	}
+	return victims, true
+}
+
+// applyPlan carries out a successful plan.
+func (p *ClientPool) applyPlan(victims []*client, now mclock.AbsTime, acts *callbacks) {
+	for _, v := range victims {
+		if !v.active {
+			continue
+		}
+		if v.planCap == 0 {
+			p.deactivate(v, now, acts)
+		} else {
+			p.setCap(v, v.planCap, false, now, acts)
+		}
+	}
+}
+
+// tryActivate activates waiting clients in priority order at minCap while the
+// best of them, evaluated with the connected bias, out-ranks whoever
+// enforcement would cut (SPEC 3.2 Activation).
+func (p *ClientPool) tryActivate(now mclock.AbsTime, acts *callbacks) {
+	for i := 0; i < params.MaxActivationsPerCall; i++ {
+		w := p.inactiveBest.top()
+		if w == nil {
+			return
+		}
+		b := w.snapAt(now)
+		prio := b.estimate(p.minCap, 0, 0, p.bias)
+		victims, ok := p.plan(now, w, p.minCap, prio)
+		if !ok {
+			return
+		}
+		p.applyPlan(victims, now, acts)
+		p.activate(w, p.minCap, now, acts)
+	}
+}
+
+// SetCapacity changes the capacity of an active client (SPEC 3.2). bias is
+// raised to the connected bias. A client that is not registered (or was told
+// to disconnect) gets ErrNotConnected, an inactive one 0 and no error. A
+// request below minCap means minCap; a raise above minCap needs a positive
+// balance (ErrNoPriority). A raise that cannot be met in full grants the
+// largest capacity between the current one and the request that the client,
+// biased, can hold (Fix: partial grants); callers compare the result with what
+// they asked for. A decrease always succeeds. The peer is told the new
+// capacity with UpdateCapacity(capacity, requested).
+func (p *ClientPool) SetCapacity(n *enode.Node, reqCap uint64, bias time.Duration, requested bool) (uint64, error) {
+	if n == nil {
+		return 0, ErrNotConnected
+	}
+	var acts callbacks
+	p.mu.Lock()
+	capacity, err := p.setCapacity(n.ID(), reqCap, bias, requested, &acts)
+	p.mu.Unlock()
+	acts.run(p)
+	return capacity, err
+}
+
+func (p *ClientPool) setCapacity(id enode.ID, reqCap uint64, bias time.Duration, requested bool, acts *callbacks) (uint64, error) {
+	c := p.clients[id]
+	if p.stopped || c == nil || c.disconnected {
+		return 0, ErrNotConnected
+	}
+	if !c.active {
+		return 0, nil
+	}
+	now := p.clock.Now()
+	if c.settle(now) {
+		p.lostPriority(c, now, acts)
+	}
+	if reqCap < p.minCap {
+		reqCap = p.minCap
+	}
+	bias = maxDuration(bias, p.bias)
+	cur := c.capacity
+	switch {
+	case reqCap == cur:
+		return cur, nil
+	case reqCap < cur:
+		p.setCap(c, reqCap, requested, now, acts)
+		p.tryActivate(now, acts)
+		p.finish(now, acts)
+		return reqCap, nil
+	case !c.hasPriority():
+		return cur, ErrNoPriority
+	}
+	b := c.snapAt(now)
+	try := func(capacity uint64) ([]*client, bool) {
+		return p.plan(now, c, capacity, b.estimate(capacity, 0, 0, bias))
+	}
+	grant := cur
+	victims, ok := try(reqCap)
+	if ok {
+		grant = reqCap
+	} else {
+		lo, hi := cur, reqCap // lo can be held, hi cannot
+		if hi > p.maxCap+1 {
+			hi = p.maxCap + 1
+		}
+		if est, valid := p.curveEstimate(c, now, bias); valid && est > lo && est < hi {
+			if v, ok := try(est); ok {
+				lo, victims = est, v
+			} else {
+				hi = est
+			}
+		}
+		for i := 0; i < params.SetCapacitySearchSteps && hi-lo > 1; i++ {
+			mid := lo + (hi-lo)/2
+			if v, ok := try(mid); ok {
+				lo, victims = mid, v
+			} else {
+				hi = mid
+			}
+		}
+		grant = lo
+		if grant > cur {
+			victims, ok = try(grant) // the planCap marks belong to the last attempt
+			if !ok {
+				grant = cur
+			}
+		}
+	}
+	if grant > cur {
+		p.applyPlan(victims, now, acts)
+		p.setCap(c, grant, requested, now, acts)
+		p.finish(now, acts)
+	}
+	return grant, nil
+}

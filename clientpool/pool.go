@@ -1,0 +1,450 @@
+package clientpool
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common/mclock"
+	"github.com/ethereum/go-ethereum/ethdb"
+	"github.com/ethereum/go-ethereum/ethdb/memorydb"
+	"github.com/ethereum/go-ethereum/p2p/enode"
+)
+
+// ClientPool decides which connected clients are active and with what
+// capacity (SPEC 3). All methods are safe for concurrent use; peer callbacks
+// run after the pool lock is released (see doc.go).
+type ClientPool struct {
+	clock  mclock.Clock
+	synced func() bool
+	minCap uint64
+	st     store
+
+	subsMu  sync.Mutex // guards subs; never taken together with mu
+	subs    []*eventSub
+	dropped atomic.Uint64
+	quit    chan struct{}
+
+	mu           sync.Mutex // guards everything below
+	started      bool
+	stopped      bool
+	bias         time.Duration
+	maxCount     uint64
+	maxCap       uint64
+	maxInactive  int
+	defPos       PriceFactors
+	defNeg       PriceFactors
+	posExp       expClock
+	negExp       expClock
+	clients      map[enode.ID]*client
+	negs         map[string]*negBalance // shared negative balances of connected clients
+	active       clientHeap             // active clients, lowest priority bound first
+	inactiveBest clientHeap             // inactive clients, best first
+	inactiveLow  clientHeap             // inactive clients, worst first
+	activeCount  uint64
+	activeCap    uint64
+	seq          uint64
+	total        ExpiredValue // sum of all positive balances
+	periodicGen  uint64
+	periodic     mclock.Timer
+	lastSweep    mclock.AbsTime
+	lastOffsets  mclock.AbsTime
+	planGen      uint64
+	frontier     planHeap
+	curve        *capacityCurve
+	curveMoved   uint64 // capacity moved since the curve was built
+	curveChanged bool   // anything changed since the curve was built
+	snapGen      uint64
+	pending      []callbacks // decided by persistAll, run by its caller
+}
+
+// NewClientPool creates a pool over the balance database db (memorydb when
+// nil). It has limits (0, 0), no expiration and zero default price factors
+// until SetLimits, SetExpirationTCs and SetDefaultFactors are called. synced
+// reports whether the node can serve; the capacity query answers 0 while it
+// is false (nil means always synced).
+func NewClientPool(db ethdb.KeyValueStore, minCap uint64, connectedBias time.Duration, clock mclock.Clock, synced func() bool) *ClientPool {
+	if db == nil {
+		db = memorydb.New()
+	}
+	if clock == nil {
+		clock = mclock.System{}
+	}
+	if minCap == 0 {
+		minCap = 1
+	}
+	if connectedBias < 0 {
+		connectedBias = 0
+	}
+	p := &ClientPool{
+		clock:   clock,
+		synced:  synced,
+		minCap:  minCap,
+		st:      store{db: db},
+		quit:    make(chan struct{}),
+		bias:    connectedBias,
+		clients: make(map[enode.ID]*client),
+		negs:    make(map[string]*negBalance),
+	}
+	p.active = clientHeap{less: lowerActive, idx: func(c *client) *int { return &c.activeIx }}
+	p.inactiveBest = clientHeap{less: betterInactive, idx: func(c *client) *int { return &c.bestIx }}
+	p.inactiveLow = clientHeap{less: func(a, b *client) bool { return betterInactive(b, a) }, idx: func(c *client) *int { return &c.worstIx }}
+	now := clock.Now()
+	posL, negL := p.st.loadOffsets()
+	p.posExp.restore(now, posL)
+	p.negExp.restore(now, negL)
+	p.lastSweep, p.lastOffsets = now, now
+	p.st.iterate(posKeyPrefix(), nil, func(_ []byte, v ExpiredValue, _ bool) bool {
+		p.total.AddExp(v)
+		return true
+	})
+	return p
+}
+
+// Start starts the periodic persistence of active clients' spending and the
+// hourly sweep of small balances.
+func (p *ClientPool) Start() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.started || p.stopped {
+		return
+	}
+	p.started = true
+	p.armPeriodic()
+}
+
+// Stop persists every balance and the expiration offsets and stops all
+// timers. After Stop, Register returns nil and the other methods do nothing.
+func (p *ClientPool) Stop() {
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		return
+	}
+	now := p.clock.Now()
+	p.persistAll(now)
+	p.stopped = true
+	if p.periodic != nil {
+		p.periodic.Stop()
+	}
+	for _, c := range p.clients {
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+		if c.allowTimer != nil {
+			c.allowTimer.Stop()
+		}
+		c.timerGen++
+		c.allowGen++
+	}
+	p.mu.Unlock()
+	close(p.quit)
+}
+
+// Register adds a connected client (SPEC 3.2). It returns after the first
+// capacity decision: the peer has already got UpdateCapacity(minCap) or it is
+// inactive (and, with a zero allowance and no priority, told to Disconnect).
+// It returns nil after Stop or when the node ID is already registered.
+func (p *ClientPool) Register(peer Peer) ConnectedBalance {
+	node := peer.Node()
+	if node == nil {
+		return nil
+	}
+	freeID, allowance := peer.FreeClientID(), peer.InactiveAllowance()
+	var acts callbacks
+	p.mu.Lock()
+	if p.stopped || p.clients[node.ID()] != nil {
+		p.mu.Unlock()
+		return nil
+	}
+	now := p.clock.Now()
+	p.seq++
+	c := &client{
+		pool: p, peer: peer, node: node, id: node.ID(), freeID: freeID, allowance: allowance,
+		seq: p.seq, registered: true, posF: p.defPos, negF: p.defNeg,
+		activeIx: -1, bestIx: -1, worstIx: -1, lastSettle: now,
+	}
+	c.pos = p.st.loadPos(c.id)
+	c.inTotal = c.pos
+	c.neg = p.acquireNeg(c)
+	p.clients[c.id] = c
+	acts.event(EventConnected, c, now)
+	c.setInactiveKey()
+	p.inactiveBest.add(c)
+	p.inactiveLow.add(c)
+	p.tryActivate(now, &acts)
+	if !c.active && !c.disconnected {
+		p.startAllowance(c, &acts)
+	}
+	p.finish(now, &acts)
+	p.mu.Unlock()
+	acts.run(p)
+	return c
+}
+
+// acquireNeg returns the shared negative balance of c's free ID, loading it
+// when c is the first connected client with that ID.
+func (p *ClientPool) acquireNeg(c *client) *negBalance {
+	if c.freeID == "" {
+		return &negBalance{clients: []*client{c}}
+	}
+	nb := p.negs[c.freeID]
+	if nb == nil {
+		nb = &negBalance{freeID: c.freeID, value: p.st.loadNeg(c.freeID)}
+		p.negs[c.freeID] = nb
+	}
+	nb.clients = append(nb.clients, c)
+	return nb
+}
+
+// releaseNeg drops c's reference to its shared negative balance.
+func (p *ClientPool) releaseNeg(c *client) {
+	nb := c.neg
+	for i, s := range nb.clients {
+		if s == c {
+			nb.clients = append(nb.clients[:i], nb.clients[i+1:]...)
+			break
+		}
+	}
+	if len(nb.clients) == 0 && nb.freeID != "" && p.negs[nb.freeID] == nb {
+		delete(p.negs, nb.freeID)
+	}
+}
+
+// Unregister removes a client: its balances are charged and persisted, its
+// capacity freed and waiting clients activated. Unregistering a peer that is
+// not registered (or a different peer with a registered ID) does nothing.
+func (p *ClientPool) Unregister(peer Peer) {
+	node := peer.Node()
+	if node == nil {
+		return
+	}
+	var acts callbacks
+	p.mu.Lock()
+	c := p.clients[node.ID()]
+	if c == nil || c.peer != peer {
+		p.mu.Unlock()
+		return
+	}
+	now := p.clock.Now()
+	if !p.stopped && c.settle(now) {
+		acts.event(EventBalanceExhausted, c, now)
+	}
+	wasDisconnected := c.disconnected
+	p.leaveSets(c, now, &acts, false)
+	c.registered = false
+	delete(p.clients, c.id)
+	if !p.stopped {
+		b := p.st.newBatch()
+		p.writeClient(b, c, now)
+		if err := b.write(p.posExp.at(now), p.negExp.at(now)); err != nil {
+			logWriteError(err)
+		}
+	}
+	p.releaseNeg(c)
+	if !wasDisconnected {
+		acts.event(EventDisconnected, c, now)
+	}
+	if !p.stopped {
+		p.tryActivate(now, &acts)
+		p.finish(now, &acts)
+	}
+	p.mu.Unlock()
+	acts.run(p)
+}
+
+// SetConnectedBias sets how long an incumbent is protected from newcomers.
+func (p *ClientPool) SetConnectedBias(bias time.Duration) {
+	if bias < 0 {
+		bias = 0
+	}
+	var acts callbacks
+	p.mu.Lock()
+	p.bias = bias
+	if !p.stopped {
+		now := p.clock.Now()
+		p.tryActivate(now, &acts)
+		p.finish(now, &acts)
+	}
+	p.mu.Unlock()
+	acts.run(p)
+}
+
+// SetLimits sets the most active clients and the most total active capacity.
+// Lowering enforces the limits now; raising activates waiting clients now.
+func (p *ClientPool) SetLimits(maxCount, maxCap uint64) {
+	var acts callbacks
+	p.mu.Lock()
+	p.maxCount, p.maxCap = maxCount, maxCap
+	p.curve = nil
+	if !p.stopped {
+		now := p.clock.Now()
+		if victims, ok := p.plan(now, nil, 0, 0); ok {
+			p.applyPlan(victims, now, &acts)
+		}
+		p.tryActivate(now, &acts)
+		p.finish(now, &acts)
+	}
+	p.mu.Unlock()
+	acts.run(p)
+}
+
+// Limits returns the limits set by SetLimits.
+func (p *ClientPool) Limits() (maxCount, maxCap uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.maxCount, p.maxCap
+}
+
+// SetMaxInactive bounds the inactive set (0 = unlimited, the default): when it
+// is over n, the lowest-priority inactive client is disconnected.
+func (p *ClientPool) SetMaxInactive(n int) {
+	if n < 0 {
+		n = 0
+	}
+	var acts callbacks
+	p.mu.Lock()
+	p.maxInactive = n
+	if !p.stopped {
+		p.finish(p.clock.Now(), &acts)
+	}
+	p.mu.Unlock()
+	acts.run(p)
+}
+
+// Active returns the number and total capacity of active clients.
+func (p *ClientPool) Active() (count, capacity uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.activeCount, p.activeCap
+}
+
+// Inactive returns the number of connected clients waiting without capacity.
+func (p *ClientPool) Inactive() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.inactiveBest.Len()
+}
+
+// MinCap returns the capacity every active client gets at least.
+func (p *ClientPool) MinCap() uint64 { return p.minCap }
+
+// ConnectedBias returns the current connected bias.
+func (p *ClientPool) ConnectedBias() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.bias
+}
+
+// SetDefaultFactors sets the price factors clients registered from now on
+// start with. Negative or non-finite factors are ignored.
+func (p *ClientPool) SetDefaultFactors(pos, neg PriceFactors) {
+	if !pos.valid() || !neg.valid() {
+		return
+	}
+	p.mu.Lock()
+	p.defPos, p.defNeg = pos, neg
+	p.mu.Unlock()
+}
+
+// DefaultFactors returns the default price factors.
+func (p *ClientPool) DefaultFactors() (pos, neg PriceFactors) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.defPos, p.defNeg
+}
+
+// SetExpirationTCs sets the time constants (e-folding times in seconds, 0 =
+// never) of the positive and negative balances, from now on.
+func (p *ClientPool) SetExpirationTCs(pos, neg uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.clock.Now()
+	p.posExp.setTC(now, pos)
+	p.negExp.setTC(now, neg)
+}
+
+// GetExpirationTCs returns the time constants set by SetExpirationTCs.
+func (p *ClientPool) GetExpirationTCs() (pos, neg uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.posExp.tc, p.negExp.tc
+}
+
+// TotalTokenAmount returns the sum of all positive balances, stored and held,
+// maintained incrementally.
+func (p *ClientPool) TotalTokenAmount() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.total.Value(p.posExp.at(p.clock.Now()))
+}
+
+// updateTotal moves c's share of the total token amount to its current value.
+func (p *ClientPool) updateTotal(c *client) {
+	p.total.SubExp(c.inTotal)
+	c.inTotal = c.pos
+	p.total.AddExp(c.pos)
+}
+
+// ----- callbacks and events -----
+
+// callback is one peer call decided under the lock and run after it.
+type callback struct {
+	peer       Peer
+	disconnect bool
+	cap        uint64
+	requested  bool
+}
+
+// callbacks collects peer calls and events while the pool lock is held; run
+// delivers them in decision order after the lock is released.
+type callbacks struct {
+	calls  []callback
+	events []Event
+}
+
+func (a *callbacks) update(c *client, cap uint64, requested bool) {
+	a.calls = append(a.calls, callback{peer: c.peer, cap: cap, requested: requested})
+}
+
+func (a *callbacks) disconnect(c *client) {
+	a.calls = append(a.calls, callback{peer: c.peer, disconnect: true})
+}
+
+func (a *callbacks) event(t EventType, c *client, now mclock.AbsTime) {
+	a.events = append(a.events, Event{Type: t, ID: c.id, Capacity: c.capacity, Time: now})
+}
+
+// run publishes the events and invokes the peer callbacks; the pool lock must
+// not be held.
+func (a *callbacks) run(p *ClientPool) {
+	if len(a.events) > 0 {
+		p.publish(a.events)
+	}
+	for _, cb := range a.calls {
+		if cb.disconnect {
+			cb.peer.Disconnect()
+		} else {
+			cb.peer.UpdateCapacity(cb.cap, cb.requested)
+		}
+	}
+}
+
+// finish runs the checks due at the end of every state change: the inactive
+// set bound.
+func (p *ClientPool) finish(now mclock.AbsTime, acts *callbacks) {
+	for p.maxInactive > 0 && p.inactiveLow.Len() > p.maxInactive {
+		p.disconnect(p.inactiveLow.top(), now, acts)
+	}
+}
+
+// ensure the interface is implemented.
+var _ ConnectedBalance = (*client)(nil)
+
+// maxDuration returns the larger duration.
+func maxDuration(a, b time.Duration) time.Duration {
+	if a > b {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,184 @@
+package clientpool
+
+import (
+	"math"
+	"time"
+
+	"github.com/ethereum/go-ethereum/p2p/enode"
+	"github.com/ethereum/go-ethereum/rlp"
+	"github.com/vflux-net/vflux/params"
+	"github.com/vflux-net/vflux/vflux"
+)
+
+var _ vflux.Service = (*ClientPool)(nil)
+
+// Handle answers the pool's vflux requests (it is a vflux.Service): "cq" (the
+// capacity query, SPEC 3.3), "bal" (the requester's own balances) and "info"
+// (what a client needs to price its tokens). An unknown name or bad params
+// return nil, as does any request after Stop.
+func (p *ClientPool) Handle(id enode.ID, freeID, name string, data []byte) []byte {
+	var reply interface{}
+	switch name {
+	case vflux.CapacityQueryName:
+		var req vflux.CapacityQueryReq
+		if err := rlp.DecodeBytes(data, &req); err != nil || len(req.AddTokens) == 0 || len(req.AddTokens) > params.MaxCapQueryAmounts {
+			return nil
+		}
+		r := p.capacityQuery(id, freeID, &req)
+		if r == nil {
+			return nil
+		}
+		reply = r
+	case vflux.BalanceQueryName:
+		if !emptyParams(data) {
+			return nil
+		}
+		r, ok := p.balanceQuery(id, freeID)
+		if !ok {
+			return nil
+		}
+		reply = &r
+	case vflux.ServerInfoName:
+		if !emptyParams(data) {
+			return nil
+		}
+		r, ok := p.serverInfo()
+		if !ok {
+			return nil
+		}
+		reply = &r
+	default:
+		return nil
+	}
+	enc, err := rlp.EncodeToBytes(reply)
+	if err != nil {
+		return nil
+	}
+	return enc
+}
+
+// emptyParams accepts the "no params" encodings: an empty byte string or an
+// empty RLP list.
+func emptyParams(data []byte) bool {
+	return len(data) == 0 || (len(data) == 1 && data[0] == 0xc0)
+}
+
+// capacityQuery answers "cq" through the cached capacity curve, rebuilding it
+// from a snapshot (without holding the lock for the rebuild) when the rule of
+// SPEC 3.3 says so.
+func (p *ClientPool) capacityQuery(id enode.ID, freeID string, req *vflux.CapacityQueryReq) vflux.CapacityQueryReply {
+	bias := time.Duration(params.MaxQueryBias)
+	if req.Bias < uint64(params.MaxQueryBias/time.Second) {
+		bias = time.Duration(req.Bias) * time.Second
+	}
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		return nil
+	}
+	reply := make(vflux.CapacityQueryReply, len(req.AddTokens))
+	if p.synced != nil && !p.synced() {
+		p.mu.Unlock()
+		return reply
+	}
+	now := p.clock.Now()
+	bias = maxDuration(bias, p.bias)
+	var snap *curveSnapshot
+	cv := p.curve
+	if !p.curveValid(now) {
+		snap = p.snapshotCurve(now)
+		cv = snap.curve
+	}
+	c := p.clients[id]
+	if c != nil && c.disconnected {
+		c = nil
+	}
+	var b balSnap
+	if c != nil {
+		b = c.snapAt(now)
+	} else {
+		b = balSnap{pos: p.st.loadPos(id).Value(p.posExp.at(now)), posF: p.defPos, negF: p.defNeg}
+		if nb := p.negs[freeID]; nb != nil && freeID != "" {
+			b.neg = nb.value.Value(p.negExp.at(now))
+		} else {
+			b.neg = p.st.loadNeg(freeID).Value(p.negExp.at(now))
+		}
+	}
+	xIdx := curveIndex(cv, c)
+	p.mu.Unlock()
+
+	if snap != nil {
+		snap.build()
+		p.mu.Lock()
+		if p.snapGen == cv.gen && !p.stopped {
+			p.curve = cv
+		}
+		p.mu.Unlock()
+	}
+	for i := range req.AddTokens {
+		add := req.AddTokens[i].Int64()
+		reply[i] = cv.maxCapacity(b, add, bias, xIdx)
+		if reply[i] < cv.minCap {
+			reply[i] = 0
+		}
+	}
+	return reply
+}
+
+// balanceQuery answers "bal" for the requesting node.
+func (p *ClientPool) balanceQuery(id enode.ID, freeID string) (vflux.BalanceReply, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return vflux.BalanceReply{}, false
+	}
+	now := p.clock.Now()
+	if c := p.clients[id]; c != nil && !c.disconnected {
+		b := c.snapAt(now)
+		return vflux.BalanceReply{Pos: b.pos, Neg: b.neg}, true
+	}
+	r := vflux.BalanceReply{Pos: p.st.loadPos(id).Value(p.posExp.at(now))}
+	if nb := p.negs[freeID]; nb != nil && freeID != "" {
+		r.Neg = nb.value.Value(p.negExp.at(now))
+	} else {
+		r.Neg = p.st.loadNeg(freeID).Value(p.negExp.at(now))
+	}
+	return r, true
+}
+
+// serverInfo answers "info". Factors travel in thousandths of a token: time
+// per second, capacity per second per 1,000,000 units, request per cost unit.
+func (p *ClientPool) serverInfo() (vflux.ServerInfoReply, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return vflux.ServerInfoReply{}, false
+	}
+	return vflux.ServerInfoReply{
+		MinCap:          p.minCap,
+		MaxCount:        p.maxCount,
+		MaxCap:          p.maxCap,
+		ActiveCount:     p.activeCount,
+		ActiveCap:       p.activeCap,
+		PosFactors:      wireFactors(p.defPos),
+		NegFactors:      wireFactors(p.defNeg),
+		PosExpirationTC: p.posExp.tc,
+		NegExpirationTC: p.negExp.tc,
+		ConnectedBias:   uint64(p.bias / time.Second),
+	}, true
+}
+
+// wireFactors converts internal factors to the thousandths of "info".
+func wireFactors(f PriceFactors) [3]uint64 {
+	conv := func(v float64) uint64 {
+		v = math.Round(v * 1000)
+		if !(v > 0) {
+			return 0
+		}
+		if v >= math.MaxUint64 {
+			return math.MaxUint64
+		}
+		return uint64(v)
+	}
+	return [3]uint64{conv(f.TimeFactor * 1e9), conv(f.CapacityFactor * 1e9), conv(f.RequestFactor)}
+}

@@ -1,0 +1,252 @@
+package clientpool
+
+import (
+	"github.com/ethereum/go-ethereum/common/mclock"
+	"github.com/vflux-net/vflux/params"
+)
+
+// This file holds the state transitions of one client. Each is called with
+// the pool lock held and records the peer callbacks and events it causes.
+
+// rekey recomputes an active client's ordering key, a lower bound of its
+// priority over the next params.PriorityHorizon, and re-arms its timer.
+func (p *ClientPool) rekey(c *client, now mclock.AbsTime) {
+	b := c.snapAt(now)
+	c.key = b.estimate(c.capacity, 0, params.PriorityHorizon, 0)
+	if p.active.contains(c) {
+		p.active.fix(c)
+	} else {
+		p.active.add(c)
+	}
+	p.armTimer(c, &b)
+}
+
+// activate gives an inactive client capacity cap.
+func (p *ClientPool) activate(c *client, cap uint64, now mclock.AbsTime, acts *callbacks) {
+	p.inactiveBest.remove(c)
+	p.inactiveLow.remove(c)
+	p.stopAllowance(c)
+	c.active = true
+	c.capacity = cap
+	c.lastSettle = now
+	p.activeCount++
+	p.activeCap += cap
+	p.capMoved(cap)
+	p.rekey(c, now)
+	acts.update(c, cap, false)
+	acts.event(EventActivated, c, now)
+}
+
+// setCap changes an active client's capacity.
+func (p *ClientPool) setCap(c *client, cap uint64, requested bool, now mclock.AbsTime, acts *callbacks) {
+	if cap == c.capacity {
+		return
+	}
+	exhausted := c.settle(now)
+	if cap > c.capacity {
+		p.capMoved(cap - c.capacity)
+	} else {
+		p.capMoved(c.capacity - cap)
+	}
+	p.activeCap = p.activeCap - c.capacity + cap
+	c.capacity = cap
+	p.rekey(c, now)
+	acts.update(c, cap, requested)
+	acts.event(EventCapacityChanged, c, now)
+	if exhausted {
+		p.lostPriority(c, now, acts)
+	}
+}
+
+// removeActive takes an active client out of the active set and reports its
+// capacity as 0.
+func (p *ClientPool) removeActive(c *client, now mclock.AbsTime, acts *callbacks, report bool) {
+	if c.settle(now) {
+		acts.event(EventBalanceExhausted, c, now)
+	}
+	p.active.remove(c)
+	p.activeCount--
+	p.activeCap -= c.capacity
+	p.capMoved(c.capacity)
+	c.capacity = 0
+	c.active = false
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	c.timerGen++
+	if report {
+		acts.update(c, 0, false)
+	}
+}
+
+// deactivate moves an active client to the inactive set, where it waits (a
+// client without priority for its allowance).
+func (p *ClientPool) deactivate(c *client, now mclock.AbsTime, acts *callbacks) {
+	p.removeActive(c, now, acts, true)
+	acts.event(EventDeactivated, c, now)
+	c.setInactiveKey()
+	p.inactiveBest.add(c)
+	p.inactiveLow.add(c)
+	p.startAllowance(c, acts)
+}
+
+// leaveSets takes a client out of the active or inactive set and stops its
+// timers. report says whether a capacity drop is reported to the peer.
+func (p *ClientPool) leaveSets(c *client, now mclock.AbsTime, acts *callbacks, report bool) {
+	if c.active {
+		p.removeActive(c, now, acts, report)
+	}
+	p.inactiveBest.remove(c)
+	p.inactiveLow.remove(c)
+	p.stopAllowance(c)
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	c.timerGen++
+}
+
+// disconnect tells a client to disconnect: it leaves the sets at once and is
+// never reactivated; its Unregister only settles and persists its balances.
+func (p *ClientPool) disconnect(c *client, now mclock.AbsTime, acts *callbacks) {
+	if c.disconnected {
+		return
+	}
+	p.leaveSets(c, now, acts, true)
+	c.disconnected = true
+	acts.disconnect(c)
+	acts.event(EventDisconnected, c, now)
+}
+
+// startAllowance starts the inactive allowance of a client without priority;
+// an allowance of 0 disconnects it at once. Priority clients wait forever.
+func (p *ClientPool) startAllowance(c *client, acts *callbacks) {
+	if c.active || c.disconnected || !c.registered {
+		return
+	}
+	if c.hasPriority() {
+		p.stopAllowance(c)
+		return
+	}
+	if c.allowTimer != nil {
+		return // already counting
+	}
+	now := p.clock.Now()
+	if c.allowance <= 0 || p.stopped {
+		p.disconnect(c, now, acts)
+		return
+	}
+	c.allowGen++
+	gen := c.allowGen
+	c.allowTimer = p.clock.AfterFunc(c.allowance, func() { p.onAllowance(c, gen) })
+}
+
+func (p *ClientPool) stopAllowance(c *client) {
+	if c.allowTimer != nil {
+		c.allowTimer.Stop()
+		c.allowTimer = nil
+	}
+	c.allowGen++
+}
+
+// onAllowance disconnects a client whose inactive allowance ran out.
+func (p *ClientPool) onAllowance(c *client, gen uint64) {
+	var acts callbacks
+	p.mu.Lock()
+	if !p.stopped && gen == c.allowGen && c.registered && !c.disconnected && !c.active && !c.hasPriority() {
+		c.allowTimer = nil
+		now := p.clock.Now()
+		p.disconnect(c, now, &acts)
+		p.finish(now, &acts)
+	}
+	p.mu.Unlock()
+	acts.run(p)
+}
+
+// onTimer handles an active client's threshold timer (SPEC 2.4): it settles
+// the balance, handles a lost priority, re-orders the client and lets waiting
+// clients compete with it.
+func (p *ClientPool) onTimer(c *client, gen uint64) {
+	var acts callbacks
+	p.mu.Lock()
+	if !p.stopped && gen == c.timerGen && c.active {
+		c.timer = nil
+		now := p.clock.Now()
+		if c.settle(now) {
+			p.lostPriority(c, now, &acts)
+		}
+		if c.active {
+			p.rekey(c, now)
+		}
+		p.curveChanged = true
+		p.tryActivate(now, &acts)
+		p.finish(now, &acts)
+	}
+	p.mu.Unlock()
+	acts.run(p)
+}
+
+// lostPriority handles a positive balance that ran out: an active client
+// above minCap is cut to minCap, an inactive one starts its allowance.
+func (p *ClientPool) lostPriority(c *client, now mclock.AbsTime, acts *callbacks) {
+	acts.event(EventBalanceExhausted, c, now)
+	if c.disconnected || !c.registered {
+		return
+	}
+	if c.active {
+		if c.capacity > p.minCap {
+			p.setCap(c, p.minCap, false, now, acts)
+		}
+		return
+	}
+	c.setInactiveKey()
+	p.inactiveBest.fix(c)
+	p.inactiveLow.fix(c)
+	p.startAllowance(c, acts)
+}
+
+// priorityChanged re-orders a client after its balance or prices changed and
+// lets waiting clients compete.
+func (p *ClientPool) priorityChanged(c *client, now mclock.AbsTime, acts *callbacks) {
+	if c.disconnected || !c.registered {
+		return
+	}
+	p.curveChanged = true
+	if c.active {
+		p.rekey(c, now)
+	} else {
+		c.setInactiveKey()
+		p.inactiveBest.fix(c)
+		p.inactiveLow.fix(c)
+		if c.hasPriority() {
+			p.stopAllowance(c)
+		} else {
+			p.startAllowance(c, acts)
+		}
+	}
+	p.tryActivate(now, acts)
+	p.finish(now, acts)
+}
+
+// negChanged re-orders the other clients sharing c's negative balance.
+func (p *ClientPool) negChanged(c *client, now mclock.AbsTime) {
+	for _, s := range c.neg.clients {
+		if s == c || s.disconnected {
+			continue
+		}
+		if s.active {
+			p.rekey(s, now)
+		} else {
+			s.setInactiveKey()
+			p.inactiveBest.fix(s)
+			p.inactiveLow.fix(s)
+		}
+	}
+}
+
+// capMoved records capacity moved for the capacity curve's rebuild rule.
+func (p *ClientPool) capMoved(d uint64) {
+	p.curveMoved += d
+	p.curveChanged = true
+}

@@ -1,0 +1,27 @@
+package params
+
+import "time"
+
+// Client pool internals (package clientpool). Operators do not tune these; they
+// are here so a reviewer finds every number of the pool in one place.
+const (
+	// PriorityHorizon is how far ahead an active client's priority estimate looks
+	// when the pool orders it. The estimate is a lower bound of the client's
+	// priority until about this long from now, when a timer refreshes it: longer
+	// means fewer timer firings, shorter means the eviction candidate is found
+	// with fewer exact comparisons.
+	PriorityHorizon = 10 * time.Second
+	// MinTimerDelay is the shortest delay a balance threshold timer is armed
+	// with, so a client whose threshold is already due cannot spin a timer loop.
+	MinTimerDelay = time.Millisecond
+	// EventQueueSize bounds the queue of pool events per subscriber; a slower
+	// subscriber loses events (counted by ClientPool.DroppedEvents).
+	EventQueueSize = 256
+	// SetCapacitySearchSteps bounds the enforcement passes a partial capacity
+	// grant may take (a bisection between the current and the requested
+	// capacity, after a capacity-curve estimate).
+	SetCapacitySearchSteps = 8
+	// MaxActivationsPerCall bounds the waiting clients one call may activate,
+	// a guard against a cycle that the priority order should rule out anyway.
+	MaxActivationsPerCall = 1 << 20
+)
