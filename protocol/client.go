@@ -163,6 +163,7 @@ type Client struct {
 	finOnce   sync.Once
 
 	capacity atomic.Uint64
+	spent    atomic.Uint64       // cost units of answered requests
 	updates  chan CapacityUpdate // capacity 1, coalesced
 
 	mu       sync.Mutex
@@ -289,6 +290,12 @@ func (c *Client) Updates() <-chan CapacityUpdate { return c.updates }
 // constants to pace requests with (see RequestCost).
 func (c *Client) ServerHandshake() Handshake { return c.hs }
 
+// SpentCost returns the cost units the server charged for every request
+// answered so far, computed with the Handshake's constants from the message
+// sizes (RequestCost), as the server meters them. A client paces itself by
+// letting SpentCost/capacity seconds pass per unit spent.
+func (c *Client) SpentCost() uint64 { return c.spent.Load() }
+
 // Done is closed when the connection has ended.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
@@ -387,8 +394,13 @@ func (c *Client) roundTrip(ctx context.Context, code uint64, mk func(id uint64) 
 		return rawMsg{}, ErrDisconnected
 	default:
 	}
-	if err := p2p.Send(rw, code, mk(id)); err != nil {
-		return rawMsg{}, fmt.Errorf("vfx send: %w", err)
+	enc, err := rlp.EncodeToBytes(mk(id))
+	if err != nil {
+		return rawMsg{}, fmt.Errorf("vfx: encode message %#x: %w", code, err)
+	}
+	if err := sendRaw(rw, code, enc); err != nil {
+		// A failed write means the connection is gone (or going).
+		return rawMsg{}, fmt.Errorf("%w: %v", ErrDisconnected, err)
 	}
 	select {
 	case m := <-ch:
@@ -398,6 +410,12 @@ func (c *Client) roundTrip(ctx context.Context, code uint64, mk func(id uint64) 
 				return rawMsg{}, fmt.Errorf("vfx: bad busy reply: %w", err)
 			}
 			return rawMsg{}, &BusyError{Wait: time.Duration(b.WaitMillis) * time.Millisecond}
+		}
+		switch m.code {
+		case VfluxReplyMsg:
+			c.spent.Add(RequestCost(c.hs.CostBase, c.hs.CostPerKB, len(enc), len(m.data)))
+		case CapacityReplyMsg:
+			c.spent.Add(c.hs.CostBase)
 		}
 		return m, nil
 	case <-c.done:

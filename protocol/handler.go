@@ -11,6 +11,7 @@ import (
 	"github.com/ethereum/go-ethereum/p2p/enr"
 	"github.com/vflux-net/vflux/clientpool"
 	"github.com/vflux-net/vflux/params"
+	"github.com/vflux-net/vflux/vflux"
 )
 
 // Backend is the client pool as the protocol sees it; *clientpool.ClientPool
@@ -32,6 +33,12 @@ type RequestServer interface {
 	// or nil when it does not answer.
 	ServeEncoded(id enode.ID, ip net.IP, req []byte) []byte
 }
+
+// The pool and the request server are what the node plugs in.
+var (
+	_ Backend       = (*clientpool.ClientPool)(nil)
+	_ RequestServer = (*vflux.Server)(nil)
+)
 
 // Config configures the server side of the capability.
 type Config struct {
