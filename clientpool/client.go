@@ -61,6 +61,7 @@ type client struct {
 	posF     PriceFactors
 	negF     PriceFactors
 	posDirty bool
+	spendRate float64 // share of the pool's spendRate, at lastSettle
 
 	registered   bool // false after Unregister
 	disconnected bool // told to Disconnect: out of the active and inactive sets
@@ -163,8 +164,12 @@ func (c *client) settle(now mclock.AbsTime) (exhausted bool) {
 		c.neg.dirty = true
 		p.negChanged(c, now)
 	}
+	p.spendRate -= c.spendRate
+	p.spendRateAt -= c.spendRate * float64(c.lastSettle)
+	c.spendRate = 0
 	c.activeTime += time.Duration(now - c.lastSettle)
 	c.lastSettle = now
+	p.updateSpend(c)
 	return exhausted
 }
 

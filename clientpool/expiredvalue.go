@@ -67,12 +67,33 @@ func (e ExpiredValue) Value(l LogOffset) uint64 {
 	if e.Base == 0 {
 		return 0
 	}
-	shift := float64(e.Exp) - l.Float64()
-	v := toUint64(float64(e.Base) * math.Exp2(shift))
+	var v uint64
+	if l >= 0 && l.fraction() == 0 {
+		// exact integer arithmetic at whole offsets (always, without expiration)
+		v = shiftValue(e.Base, int64(e.Exp)-int64(l.integer()))
+	} else {
+		v = toUint64(float64(e.Base) * math.Exp2(float64(e.Exp)-l.Float64()))
+	}
 	if v > math.MaxInt64 {
 		return math.MaxInt64
 	}
 	return v
+}
+
+// shiftValue returns v * 2^shift, saturating at MaxUint64.
+func shiftValue(v uint64, shift int64) uint64 {
+	switch {
+	case shift <= -64:
+		return 0
+	case shift < 0:
+		return v >> uint(-shift)
+	case shift == 0:
+		return v
+	case shift >= 64 || v > math.MaxUint64>>uint(shift):
+		return math.MaxUint64
+	default:
+		return v << uint(shift)
+	}
 }
 
 // align raises Exp to the integer part of l (shifting Base right), so that an
@@ -98,17 +119,29 @@ func (e *ExpiredValue) Add(amount int64, l LogOffset) int64 {
 		return 0
 	}
 	e.align(l)
-	// The amount at l expressed in units of 2^Exp.
+	// The amount at l expressed in units of 2^Exp: exact at whole offsets.
+	exact := l >= 0 && l.fraction() == 0
 	factor := math.Exp2(l.fraction() - float64(e.Exp-l.integer()))
+	scale := func(a uint64) uint64 {
+		if exact {
+			return shiftValue(a, -int64(e.Exp-l.integer()))
+		}
+		return toUint64(float64(a) * factor)
+	}
 	if amount > 0 {
-		add := toUint64(float64(amount) * factor)
+		add := scale(uint64(amount))
 		if e.Base > math.MaxUint64-add {
 			add = math.MaxUint64 - e.Base
 		}
 		e.Base += add
 		return amount
 	}
-	sub := toUint64(-float64(amount) * factor)
+	var sub uint64
+	if amount == math.MinInt64 {
+		sub = scale(1 << 63)
+	} else {
+		sub = scale(uint64(-amount))
+	}
 	if sub >= e.Base {
 		removed := e.Value(l)
 		e.Base = 0

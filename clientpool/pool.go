@@ -44,7 +44,9 @@ type ClientPool struct {
 	activeCount  uint64
 	activeCap    uint64
 	seq          uint64
-	total        ExpiredValue // sum of all positive balances
+	total        ExpiredValue // sum of all positive balances, as settled
+	spendRate    float64      // sum of active priority clients' spending rates (tokens/ns)
+	spendRateAt  float64      // sum of those rates times the clients' lastSettle
 	periodicGen  uint64
 	periodic     mclock.Timer
 	lastSweep    mclock.AbsTime
@@ -376,7 +378,26 @@ func (p *ClientPool) GetExpirationTCs() (pos, neg uint64) {
 func (p *ClientPool) TotalTokenAmount() uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.total.Value(p.posExp.at(p.clock.Now()))
+	now := p.clock.Now()
+	v := float64(p.total.Value(p.posExp.at(now)))
+	v -= p.spendRate*float64(now) - p.spendRateAt // spent but not yet settled
+	return addSat(0, v)
+}
+
+// updateSpend refreshes c's share of the pool's unsettled spending rate, so
+// TotalTokenAmount includes spending since the last settlement without a scan.
+func (p *ClientPool) updateSpend(c *client) {
+	p.spendRate -= c.spendRate
+	p.spendRateAt -= c.spendRate * float64(c.lastSettle)
+	c.spendRate = 0
+	if c.active && !c.pos.IsZero() && c.registered {
+		c.spendRate = c.posF.timePrice(c.capacity, 0)
+	}
+	p.spendRate += c.spendRate
+	p.spendRateAt += c.spendRate * float64(c.lastSettle)
+	if p.spendRate < 1e-12 && p.spendRate > -1e-12 {
+		p.spendRate, p.spendRateAt = 0, 0 // no drift once nobody spends
+	}
 }
 
 // updateTotal moves c's share of the total token amount to its current value.

@@ -19,6 +19,7 @@ func (p *ClientPool) rekey(c *client, now mclock.AbsTime) {
 		p.active.add(c)
 	}
 	p.armTimer(c, &b)
+	p.updateSpend(c)
 }
 
 // activate gives an inactive client capacity cap.
@@ -70,6 +71,7 @@ func (p *ClientPool) removeActive(c *client, now mclock.AbsTime, acts *callbacks
 	p.capMoved(c.capacity)
 	c.capacity = 0
 	c.active = false
+	p.updateSpend(c)
 	if c.timer != nil {
 		c.timer.Stop()
 		c.timer = nil

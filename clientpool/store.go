@@ -128,8 +128,9 @@ func (w *writeBatch) putNeg(freeID string, v ExpiredValue) {
 	}
 }
 
-// write adds the offsets and writes the batch.
+// write adds the offsets, writes the batch and releases it.
 func (w *writeBatch) write(pos, neg LogOffset) error {
+	defer w.b.Close()
 	if pos < 0 {
 		pos = 0
 	}
