@@ -55,12 +55,12 @@ type client struct {
 	allowance time.Duration
 	seq       uint64 // registration order, the tie-breaker of equal priorities
 
-	pos      ExpiredValue
-	inTotal  ExpiredValue // this client's share of the pool's total token amount
-	neg      *negBalance
-	posF     PriceFactors
-	negF     PriceFactors
-	posDirty bool
+	pos       ExpiredValue
+	inTotal   ExpiredValue // this client's share of the pool's total token amount
+	neg       *negBalance
+	posF      PriceFactors
+	negF      PriceFactors
+	posDirty  bool
 	spendRate float64 // share of the pool's spendRate, at lastSettle
 
 	registered   bool // false after Unregister
@@ -105,6 +105,12 @@ func (c *client) snapAt(now mclock.AbsTime) balSnap {
 	pos, neg := c.pos, c.neg.value
 	if c.active && now > c.lastSettle {
 		c.chargeInterval(&pos, &neg, now)
+	}
+	for _, s := range c.neg.clients { // siblings' unsettled share of the negative balance
+		if s != c && s.active && now > s.lastSettle {
+			sp := s.pos
+			s.chargeInterval(&sp, &neg, now)
+		}
 	}
 	return balSnap{
 		pos:     pos.Value(p.posExp.at(now)),

@@ -36,7 +36,9 @@ func (p *ClientPool) writeClient(b *writeBatch, c *client, now mclock.AbsTime) {
 		c.posDirty = false
 	}
 	if c.neg.dirty {
-		dropSmall(&c.neg.value, p.negExp.at(now))
+		if len(c.neg.clients) <= 1 { // a shared value still in use is stored as it is
+			dropSmall(&c.neg.value, p.negExp.at(now))
+		}
 		b.putNeg(c.neg.freeID, c.neg.value)
 		c.neg.dirty = false
 	}
@@ -268,6 +270,11 @@ func (p *ClientPool) BalanceOperation(id enode.ID, freeID string, cb func(Atomic
 		op.neg = p.negs[freeID]
 	default:
 		op.neg = &negBalance{freeID: freeID, value: p.st.loadNeg(freeID)}
+	}
+	for _, s := range op.neg.clients { // the shared balance is settled before it is changed
+		if s != c && s.settle(now) {
+			p.lostPriority(s, now, &acts)
+		}
 	}
 	oldPos := *op.pos
 	hadPriority := !oldPos.IsZero()

@@ -4,6 +4,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common/mclock"
 	"github.com/ethereum/go-ethereum/p2p/enode"
 	"github.com/ethereum/go-ethereum/rlp"
 	"github.com/vflux-net/vflux/params"
@@ -89,21 +90,7 @@ func (p *ClientPool) capacityQuery(id enode.ID, freeID string, req *vflux.Capaci
 		snap = p.snapshotCurve(now)
 		cv = snap.curve
 	}
-	c := p.clients[id]
-	if c != nil && c.disconnected {
-		c = nil
-	}
-	var b balSnap
-	if c != nil {
-		b = c.snapAt(now)
-	} else {
-		b = balSnap{pos: p.st.loadPos(id).Value(p.posExp.at(now)), posF: p.defPos, negF: p.defNeg}
-		if nb := p.negs[freeID]; nb != nil && freeID != "" {
-			b.neg = nb.value.Value(p.negExp.at(now))
-		} else {
-			b.neg = p.st.loadNeg(freeID).Value(p.negExp.at(now))
-		}
-	}
+	b, c := p.balanceView(id, freeID, now)
 	xIdx := curveIndex(cv, c)
 	p.mu.Unlock()
 
@@ -132,18 +119,32 @@ func (p *ClientPool) balanceQuery(id enode.ID, freeID string) (vflux.BalanceRepl
 	if p.stopped {
 		return vflux.BalanceReply{}, false
 	}
-	now := p.clock.Now()
-	if c := p.clients[id]; c != nil && !c.disconnected {
-		b := c.snapAt(now)
-		return vflux.BalanceReply{Pos: b.pos, Neg: b.neg}, true
-	}
-	r := vflux.BalanceReply{Pos: p.st.loadPos(id).Value(p.posExp.at(now))}
-	if nb := p.negs[freeID]; nb != nil && freeID != "" {
-		r.Neg = nb.value.Value(p.negExp.at(now))
+	b, _ := p.balanceView(id, freeID, p.clock.Now())
+	return vflux.BalanceReply{Pos: b.pos, Neg: b.neg}, true
+}
+
+// balanceView returns the balances of node id with free-client ID freeID as
+// BalanceOperation would see them: live values of a registered client and of
+// a negative balance shared by connected clients (including unsettled time
+// cost), stored values otherwise. It also returns the registered client.
+func (p *ClientPool) balanceView(id enode.ID, freeID string, now mclock.AbsTime) (balSnap, *client) {
+	c := p.clients[id]
+	var b balSnap
+	if c != nil {
+		b = c.snapAt(now)
+		if c.freeID == freeID {
+			return b, c
+		}
 	} else {
-		r.Neg = p.st.loadNeg(freeID).Value(p.negExp.at(now))
+		b = balSnap{pos: p.st.loadPos(id).Value(p.posExp.at(now)), posF: p.defPos, negF: p.defNeg}
 	}
-	return r, true
+	b.neg = 0
+	if nb := p.negs[freeID]; nb != nil && freeID != "" && len(nb.clients) > 0 {
+		b.neg = nb.clients[0].snapAt(now).neg
+	} else {
+		b.neg = p.st.loadNeg(freeID).Value(p.negExp.at(now))
+	}
+	return b, c
 }
 
 // serverInfo answers "info". Factors travel in thousandths of a token: time
