@@ -158,6 +158,52 @@ func (w *Watcher) ExpectDrop(id enode.ID, reason p2p.DiscReason, timeout time.Du
 	}
 }
 
+// Events returns a copy of every event recorded so far.
+func (w *Watcher) Events() []p2p.PeerEvent {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	evs := make([]p2p.PeerEvent, len(w.events))
+	for i, ev := range w.events {
+		evs[i] = *ev
+	}
+	return evs
+}
+
+// WaitAllDropped waits until every peer added since Watch has been dropped
+// again, failing the test after timeout.
+func (w *Watcher) WaitAllDropped(timeout time.Duration) {
+	w.t.Helper()
+	deadline := time.Now().Add(timeout)
+	timer := time.AfterFunc(timeout, func() {
+		w.mu.Lock()
+		w.cond.Broadcast()
+		w.mu.Unlock()
+	})
+	defer timer.Stop()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for {
+		live := make(map[enode.ID]int)
+		for _, ev := range w.events {
+			switch ev.Type {
+			case p2p.PeerEventTypeAdd:
+				live[ev.Peer]++
+			case p2p.PeerEventTypeDrop:
+				if live[ev.Peer]--; live[ev.Peer] == 0 {
+					delete(live, ev.Peer)
+				}
+			}
+		}
+		if len(live) == 0 {
+			return
+		}
+		if w.closed || !time.Now().Before(deadline) {
+			w.t.Fatalf("p2ptest: %d peers still connected after %v", len(live), timeout)
+		}
+		w.cond.Wait()
+	}
+}
+
 func (w *Watcher) wait(typ p2p.PeerEventType, id enode.ID, timeout time.Duration) (*p2p.PeerEvent, error) {
 	deadline := time.Now().Add(timeout)
 	timer := time.AfterFunc(timeout, func() {
