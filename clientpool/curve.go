@@ -80,7 +80,7 @@ func (s *curveSnapshot) build() *capacityCurve {
 	prev := cv.steps[0]
 	for len(h) > 0 {
 		e := h.pop()
-		idx := int32(e.hidx)
+		idx, cutPrio := int32(e.hidx), e.prio
 		st := curveStep{client: idx, next: -1, best1: prev.best1, best2: prev.best2, best1Idx: prev.best1Idx}
 		if e.cap > cv.minCap && count <= cv.maxCount {
 			nc := quarterCut(e.cap, cv.minCap)
@@ -96,13 +96,13 @@ func (s *curveSnapshot) build() *capacityCurve {
 		st.count, st.capSum = count, capSum
 		switch {
 		case idx == st.best1Idx:
-			if e.prio > st.best1 {
-				st.best1 = e.prio
+			if cutPrio > st.best1 {
+				st.best1 = cutPrio
 			}
-		case e.prio > st.best1:
-			st.best2, st.best1, st.best1Idx = st.best1, e.prio, idx
-		case e.prio > st.best2:
-			st.best2 = e.prio
+		case cutPrio > st.best1:
+			st.best2, st.best1, st.best1Idx = st.best1, cutPrio, idx
+		case cutPrio > st.best2:
+			st.best2 = cutPrio
 		}
 		k := int32(len(cv.steps))
 		if cv.first[idx] < 0 {

@@ -151,3 +151,5 @@ func checkInvariants(t *testing.T, pool *ClientPool, peers []*peer) {
 		t.Fatalf("reported capacities sum to (%d, %d), pool says (%d, %d)", n, sum, count, capacity)
 	}
 }
+
+func newTestDB() ethdb.KeyValueStore { return memorydb.New() }
