@@ -162,3 +162,13 @@ const (
 	// DefaultDataDirName is the data directory under the user's home.
 	DefaultDataDirName = ".vflux"
 )
+
+// Metrics.
+const (
+	// MetricsRefreshInterval is how often the node refreshes its gauges when no
+	// pool event does (spending changes the token total silently).
+	MetricsRefreshInterval = 5 * time.Second
+	// MaxConnectedBias bounds the connected bias the RPC API accepts; capacity
+	// queries clamp their bias to the same day.
+	MaxConnectedBias = MaxQueryBias
+)

@@ -1,0 +1,143 @@
+package node
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	gethnode "github.com/ethereum/go-ethereum/node"
+	"github.com/ethereum/go-ethereum/p2p"
+	"github.com/vflux-net/vflux/p2ptest"
+	"github.com/vflux-net/vflux/protocol"
+)
+
+// netTimeout bounds every wait on the network in these tests.
+const netTimeout = 10 * time.Second
+
+type testNode struct {
+	stack *gethnode.Node
+	svc   *Service
+	api   *RPCClient
+}
+
+// startNode starts a serving go-ethereum node on 127.0.0.1 with a random
+// port; datadir "" means in-memory balances.
+func startNode(t *testing.T, cfg Config, datadir string, noDiscovery bool) *testNode {
+	t.Helper()
+	cfg.Serve = true
+	gc := &gethnode.Config{
+		Name:    "vflux",
+		DataDir: datadir,
+		P2P: p2p.Config{
+			ListenAddr:  "127.0.0.1:0",
+			NoDiscovery: noDiscovery,
+			DiscoveryV5: !noDiscovery,
+		},
+	}
+	ConfigureP2P(&gc.P2P, cfg, false)
+	stack, err := gethnode.New(gc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(stack, cfg)
+	if err != nil {
+		stack.Close()
+		t.Fatal(err)
+	}
+	if err := stack.Start(); err != nil {
+		svc.Stop()
+		t.Fatal(err)
+	}
+	rpcClient := NewRPCClient(stack.Attach())
+	t.Cleanup(func() {
+		rpcClient.Close()
+		stack.Close()
+	})
+	return &testNode{stack: stack, svc: svc, api: rpcClient}
+}
+
+// testConfig is DefaultConfig with a long inactive allowance, so waiting
+// clients stay connected for the whole test.
+func testConfig(maxClients uint64) Config {
+	cfg := DefaultConfig()
+	cfg.MaxClients = maxClients
+	cfg.InactiveAllowance = time.Minute
+	return cfg
+}
+
+type testClient struct {
+	srv *p2p.Server
+	cl  *protocol.Client
+}
+
+// dialClient starts a client p2p server and connects it to the node.
+func dialClient(t *testing.T, n *testNode) (*testClient, error) {
+	t.Helper()
+	return dialClientTimeout(t, n, netTimeout)
+}
+
+func dialClientTimeout(t *testing.T, n *testNode, timeout time.Duration) (*testClient, error) {
+	t.Helper()
+	peers := protocol.NewClientPeers()
+	srv := p2ptest.StartServer(t, p2ptest.ServerConfig{
+		Protocols:   []p2p.Protocol{peers.Protocol()},
+		NoDiscovery: true,
+		NoListen:    true,
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cl, err := peers.Dial(ctx, srv, n.stack.Server().Self())
+	if err != nil {
+		return &testClient{srv: srv}, err
+	}
+	t.Cleanup(cl.Close)
+	return &testClient{srv: srv, cl: cl}, nil
+}
+
+func mustDial(t *testing.T, n *testNode) *testClient {
+	t.Helper()
+	c, err := dialClient(t, n)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	return c
+}
+
+// waitCapacity waits until the client's capacity is want.
+func waitCapacity(t *testing.T, c *testClient, want uint64) {
+	t.Helper()
+	deadline := time.After(netTimeout)
+	for c.cl.Capacity() != want {
+		select {
+		case <-c.cl.Updates():
+		case <-c.cl.Done():
+			t.Fatalf("client disconnected (%v) while waiting for capacity %d", c.cl.DisconnectReason(), want)
+		case <-deadline:
+			t.Fatalf("capacity is %d after %v, want %d", c.cl.Capacity(), netTimeout, want)
+		}
+	}
+}
+
+// eventually polls cond until it holds or the network timeout passes; for
+// state that only changes on another goroutine without a notification.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(netTimeout)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
+}
+
+func deadline() <-chan time.Time { return time.After(netTimeout) }
+
+// containsErr reports whether err's message contains target's: errors that
+// crossed the RPC boundary keep only their text.
+func containsErr(err, target error) bool {
+	return err != nil && strings.Contains(err.Error(), target.Error())
+}
