@@ -27,16 +27,22 @@ import (
 // serving a request of cost c adds c to the virtual time of its ID, its group
 // and its class (start-time fair queueing): backlogged siblings get equal
 // shares of the served cost, whatever their request costs or rates. A parent's
-// virtual clock is the largest finish tag it has served; a child that starts
-// waiting begins at the clock, so idle time earns no credit, and a child that
-// stops waiting while ahead of the clock keeps its lead ("debt") until the clock
-// passes it. New groups share one class, so a flood from ever-fresh addresses
+// virtual clock is the largest start tag it has served; a child that starts
+// waiting begins at the clock, so idle time earns no credit (and a newcomer is
+// served before whoever was served just now), and a child that stops waiting
+// while ahead of the clock keeps that debt until the clock passes it, so
+// leaving and coming back wins nothing. New groups share one class, so a flood from ever-fresh addresses
 // takes at most half of the service from groups that have been served before.
 //
 // When the queued cost or the number of waiting requests exceeds its bound, the
-// whole queue of the biggest offender (most queued cost, chosen top-down) is
-// dropped, and its ID and group are charged the dropped cost as if it had been
-// served: a penalty that lasts until the others have been served as much.
+// newest requests of the biggest offender are dropped until it holds again: the
+// offender is found top-down, the class, then the group, then the ID with the
+// most queued cost. A dropped ID and its group are penalised until they are
+// next served: their queued cost counts twice when the next offender is chosen,
+// so an offender that keeps flooding is dropped again first, before anyone
+// whose queue is merely long. Penalties never change the service order, only
+// who is dropped, and dropping from the tail keeps the offender's oldest
+// requests: a flooder still gets its fair share of the service, and only that.
 // Rate limiting is a generic cell rate algorithm in integer nanoseconds.
 
 const (
@@ -47,6 +53,9 @@ const (
 	// maxRetainedPerParent bounds how many idle IDs (per group) or groups (per
 	// class) are remembered for their debt; the smallest debts are forgotten first.
 	maxRetainedPerParent = 1024
+	// maxPenalties bounds the remembered penalties of IDs and groups that left
+	// the tree (each); when full they are all forgotten.
+	maxPenalties = 1 << 14
 )
 
 // Tree levels.
@@ -105,16 +114,17 @@ type request struct {
 
 // fnode is a node of the scheduling tree (root, class, group or ID queue).
 type fnode struct {
-	level  int
-	parent *fnode
-	vtime  uint64 // start tag: the virtual time of its next service
-	queued uint64 // cost waiting in this subtree
-	seq    uint64 // activation order; breaks ties
+	level   int
+	parent  *fnode
+	vtime   uint64 // start tag: the virtual time of its next service
+	queued  uint64 // cost waiting in this subtree
+	penalised bool // dropped from since it was last served
+	seq     uint64 // activation order; breaks ties
 
 	tagIdx, loadIdx, idleIdx int // indices in the parent's heaps
 
 	// Children (root, classes and groups).
-	vclock uint64   // largest finish tag served among the children
+	vclock uint64   // largest start tag served among the children
 	byTag  flowHeap // waiting children, least vtime first
 	byLoad flowHeap // waiting children, most queued cost first
 	idle   flowHeap // idle children kept for their debt, least vtime first
@@ -130,13 +140,21 @@ func tagLess(a, b *fnode) bool {
 }
 
 func loadLess(a, b *fnode) bool {
-	if a.queued != b.queued {
-		return a.queued > b.queued
+	if la, lb := a.load(), b.load(); la != lb {
+		return la > lb
 	}
 	if a.vtime != b.vtime {
 		return a.vtime > b.vtime
 	}
 	return a.seq > b.seq
+}
+
+// load ranks offenders: the queued cost, counted twice while penalised.
+func (n *fnode) load() uint64 {
+	if n.penalised {
+		return 2 * n.queued
+	}
+	return n.queued
 }
 
 func tagIndex(n *fnode) *int  { return &n.tagIdx }
@@ -194,6 +212,10 @@ type scheduler struct {
 	known    map[groupKey]struct{}
 	knownOld map[groupKey]struct{}
 
+	// Penalties of IDs and groups that are not in the tree.
+	idPenalties    map[idKey]struct{}
+	groupPenalties map[groupKey]struct{}
+
 	// dropped collects the requests dropped by scheduler calls (overflow, expiry);
 	// the caller drains it after each call.
 	dropped []*request
@@ -204,9 +226,11 @@ type scheduler struct {
 // waiting.
 func newScheduler(rate float64, maxQueuedCost uint64, maxWaiters int) *scheduler {
 	s := &scheduler{
-		maxQueuedCost: maxQueuedCost,
-		maxWaiters:    maxWaiters,
-		known:         make(map[groupKey]struct{}),
+		maxQueuedCost:  maxQueuedCost,
+		maxWaiters:     maxWaiters,
+		known:          make(map[groupKey]struct{}),
+		idPenalties:    make(map[idKey]struct{}),
+		groupPenalties: make(map[groupKey]struct{}),
 	}
 	if rate > 0 {
 		s.interval = float64(time.Second) / rate
@@ -279,7 +303,7 @@ func (s *scheduler) enqueue(r *request) {
 		for v.level != levelID {
 			v = v.byLoad.top()
 		}
-		s.dropQueue(v)
+		s.dropNewest(v)
 	}
 }
 
@@ -355,12 +379,16 @@ func (s *scheduler) leaf(gk groupKey, id enode.ID) *fnode {
 		}
 		g = newNode(levelGroup, class)
 		g.gkey = gk
+		_, g.penalised = s.groupPenalties[gk]
+		delete(s.groupPenalties, gk)
 		s.groups[gk] = g
 	case g.parent == s.classes[classNew] && s.isKnown(gk):
 		s.migrate(g)
 	}
 	n := newNode(levelID, g)
 	n.gkey, n.id = gk, id
+	_, n.penalised = s.idPenalties[key]
+	delete(s.idPenalties, key)
 	s.ids[key] = n
 	return n
 }
@@ -402,10 +430,11 @@ func (s *scheduler) take(n *fnode, r *request, charge bool) {
 	for x := n; x.parent != nil; x = x.parent {
 		p := x.parent
 		if charge {
-			if fin := x.vtime + r.cost; fin > p.vclock {
-				p.vclock = fin
+			if x.vtime > p.vclock {
+				p.vclock = x.vtime
 			}
 			x.vtime += r.cost
+			x.penalised = false
 		}
 		x.queued -= r.cost
 		s.settle(x)
@@ -450,43 +479,50 @@ func (s *scheduler) expireDebts(p *fnode) {
 	}
 }
 
-// forget deletes an idle group or ID node (and a group's remembered IDs).
+// forget deletes an idle group or ID node (and a group's remembered IDs),
+// keeping their penalties aside.
 func (s *scheduler) forget(x *fnode) {
 	x.parent.idle.remove(x)
 	switch x.level {
 	case levelID:
-		delete(s.ids, idKey{x.gkey, x.id})
+		s.forgetID(x)
 	case levelGroup:
 		for _, c := range x.idle.items {
-			delete(s.ids, idKey{c.gkey, c.id})
+			s.forgetID(c)
 		}
 		delete(s.groups, x.gkey)
+		if x.penalised {
+			if len(s.groupPenalties) >= maxPenalties {
+				clear(s.groupPenalties)
+			}
+			s.groupPenalties[x.gkey] = struct{}{}
+		}
 	}
 }
 
-// dropQueue drops every request of the ID queue n and charges the dropped cost
-// to the ID and its group as a penalty.
-func (s *scheduler) dropQueue(n *fnode) {
-	total := n.queued
-	for _, r := range n.reqs[n.head:] {
-		r.node = nil
-		s.dropped = append(s.dropped, r)
-		s.waiting--
-	}
-	clear(n.reqs)
-	n.reqs, n.head = n.reqs[:0], 0
-	for x := n; x.parent != nil; x = x.parent {
-		p := x.parent
-		if x.level >= levelGroup {
-			if x.vtime < p.vclock {
-				x.vtime = p.vclock
-			}
-			x.vtime += total
+func (s *scheduler) forgetID(x *fnode) {
+	key := idKey{x.gkey, x.id}
+	delete(s.ids, key)
+	if x.penalised {
+		if len(s.idPenalties) >= maxPenalties {
+			clear(s.idPenalties)
 		}
-		x.queued -= total
-		s.settle(x)
+		s.idPenalties[key] = struct{}{}
 	}
-	s.root.queued -= total
+}
+
+// dropNewest drops the newest request of the ID queue n and penalises the ID
+// and its group.
+func (s *scheduler) dropNewest(n *fnode) {
+	r := n.reqs[len(n.reqs)-1]
+	s.take(n, r, false)
+	s.dropped = append(s.dropped, r)
+	for x := n; x.level >= levelGroup; x = x.parent {
+		x.penalised = true
+		if x.loadIdx >= 0 {
+			x.parent.byLoad.fix(x)
+		}
+	}
 }
 
 // migrate moves a group of the new class, which has now been served, to the

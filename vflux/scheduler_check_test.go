@@ -1,0 +1,196 @@
+package vflux
+
+import (
+	"fmt"
+	"math/rand"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common/mclock"
+	"github.com/ethereum/go-ethereum/p2p/enode"
+)
+
+// check verifies the scheduler's structural invariants: queued costs add up,
+// every node is either waiting (in its parent's tag and load heaps) or idle and
+// remembered (in its parent's idle heap), heaps are ordered and indexed, and
+// the waiting count matches the queues.
+func (s *scheduler) check() error {
+	waiting := 0
+	groupSums := make(map[*fnode]uint64)
+	for key, n := range s.ids {
+		if n.level != levelID || n.gkey != key.group || n.id != key.id {
+			return fmt.Errorf("id node %v misfiled", key.id)
+		}
+		var sum uint64
+		for _, r := range n.reqs[n.head:] {
+			if r.node != n {
+				return fmt.Errorf("request of %v points to another node", key.id)
+			}
+			sum += r.cost
+			waiting++
+		}
+		if sum != n.queued {
+			return fmt.Errorf("id %v: queued %d, requests sum to %d", key.id, n.queued, sum)
+		}
+		g := n.parent
+		if s.groups[key.group] != g {
+			return fmt.Errorf("id %v: parent is not the group in the map", key.id)
+		}
+		groupSums[g] += sum
+		if err := checkPlacement(n); err != nil {
+			return fmt.Errorf("id %v: %w", key.id, err)
+		}
+	}
+	classSums := make(map[*fnode]uint64)
+	for key, g := range s.groups {
+		if g.level != levelGroup || g.gkey != key {
+			return fmt.Errorf("group %x misfiled", key)
+		}
+		if g.queued != groupSums[g] {
+			return fmt.Errorf("group %x: queued %d, children sum to %d", key, g.queued, groupSums[g])
+		}
+		if g.parent != s.classes[classNew] && g.parent != s.classes[classEstablished] {
+			return fmt.Errorf("group %x has no class", key)
+		}
+		classSums[g.parent] += g.queued
+		if err := checkPlacement(g); err != nil {
+			return fmt.Errorf("group %x: %w", key, err)
+		}
+		for _, h := range []*flowHeap{&g.byTag, &g.byLoad, &g.idle} {
+			if err := h.check(); err != nil {
+				return fmt.Errorf("group %x: %w", key, err)
+			}
+		}
+	}
+	var total uint64
+	for i, c := range s.classes {
+		if c.queued != classSums[c] {
+			return fmt.Errorf("class %d: queued %d, groups sum to %d", i, c.queued, classSums[c])
+		}
+		if (c.queued > 0) != (c.tagIdx >= 0) || (c.queued > 0) != (c.loadIdx >= 0) {
+			return fmt.Errorf("class %d: queued %d but heap indices %d/%d", i, c.queued, c.tagIdx, c.loadIdx)
+		}
+		for _, h := range []*flowHeap{&c.byTag, &c.byLoad, &c.idle} {
+			if err := h.check(); err != nil {
+				return fmt.Errorf("class %d: %w", i, err)
+			}
+		}
+		total += c.queued
+	}
+	if total != s.root.queued {
+		return fmt.Errorf("root queued %d, classes sum to %d", s.root.queued, total)
+	}
+	if waiting != s.waiting {
+		return fmt.Errorf("waiting %d, queues hold %d", s.waiting, waiting)
+	}
+	if s.root.queued > s.maxQueuedCost || s.waiting > s.maxWaiters {
+		return fmt.Errorf("bounds exceeded: cost %d, waiters %d", s.root.queued, s.waiting)
+	}
+	return nil
+}
+
+func checkPlacement(n *fnode) error {
+	p := n.parent
+	if n.queued > 0 {
+		if n.tagIdx < 0 || p.byTag.items[n.tagIdx] != n || n.loadIdx < 0 || p.byLoad.items[n.loadIdx] != n || n.idleIdx >= 0 {
+			return fmt.Errorf("waiting but not in its parent's heaps")
+		}
+		return nil
+	}
+	if n.tagIdx >= 0 || n.loadIdx >= 0 {
+		return fmt.Errorf("idle but in its parent's waiting heaps")
+	}
+	if n.idleIdx < 0 || p.idle.items[n.idleIdx] != n {
+		return fmt.Errorf("idle and not remembered, yet in the tree")
+	}
+	if n.vtime <= p.vclock {
+		return fmt.Errorf("remembered without debt (vtime %d, clock %d)", n.vtime, p.vclock)
+	}
+	return nil
+}
+
+func (h *flowHeap) check() error {
+	for i, n := range h.items {
+		if *h.index(n) != i {
+			return fmt.Errorf("heap index %d stored as %d", i, *h.index(n))
+		}
+		if i > 0 && h.less(n, h.items[(i-1)/2]) {
+			return fmt.Errorf("heap order broken at %d", i)
+		}
+	}
+	return nil
+}
+
+// TestSchedulerInvariantsUnderRandomOperations drives the scheduler with random
+// arrivals, services, give-ups and clock steps and checks its invariants and its
+// accounting after every operation.
+func TestSchedulerInvariantsUnderRandomOperations(t *testing.T) {
+	for seed := int64(1); seed <= 8; seed++ {
+		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
+			rng := rand.New(rand.NewSource(seed))
+			clock := &mclock.Simulated{}
+			s := newScheduler([]float64{0, 500, 5000}[seed%3], uint64(16+rng.Intn(300)), 8+rng.Intn(100))
+			var live []*request
+			var served, dropped, removed, enqueued int
+			drain := func() {
+				for _, r := range s.dropped {
+					if r.node != nil {
+						t.Fatal("a dropped request is still queued")
+					}
+					dropped++
+				}
+				s.dropped = s.dropped[:0]
+			}
+			for op := 0; op < 20000; op++ {
+				now := clock.Now()
+				switch x := rng.Intn(100); {
+				case x < 50:
+					r := &request{
+						id:       enode.ID{byte(rng.Intn(40))},
+						group:    groupKeyOf(net.IPv4(10, 0, byte(rng.Intn(3)), byte(rng.Intn(12)))),
+						cost:     uint64(1 + rng.Intn(16)),
+						deadline: now.Add(time.Duration(rng.Intn(50)) * time.Millisecond),
+					}
+					if s.tryStart(now, r.group, r.cost) {
+						served++ // holds the service until a later done
+						break
+					}
+					s.enqueue(r)
+					enqueued++
+					live = append(live, r)
+				case x < 70:
+					if r, _ := s.next(now); r != nil {
+						served++
+						if r.node != nil {
+							t.Fatal("a served request is still queued")
+						}
+					}
+				case x < 80:
+					s.done()
+				case x < 90 && len(live) > 0:
+					i := rng.Intn(len(live))
+					if s.remove(live[i]) {
+						removed++
+					}
+					live[i] = live[len(live)-1]
+					live = live[:len(live)-1]
+				default:
+					clock.Run(time.Duration(rng.Intn(5000)) * time.Microsecond)
+				}
+				drain()
+				if err := s.check(); err != nil {
+					t.Fatalf("op %d: %v", op, err)
+				}
+			}
+			if served == 0 || dropped == 0 || removed == 0 {
+				t.Fatalf("the run did not exercise everything: served %d, dropped %d, removed %d", served, dropped, removed)
+			}
+			s.dropAll()
+			drain()
+			if err := s.check(); err != nil || s.waiting != 0 {
+				t.Fatalf("after dropAll: %v, %d waiting", err, s.waiting)
+			}
+		})
+	}
+}
