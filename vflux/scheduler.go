@@ -114,12 +114,12 @@ type request struct {
 
 // fnode is a node of the scheduling tree (root, class, group or ID queue).
 type fnode struct {
-	level   int
-	parent  *fnode
-	vtime   uint64 // start tag: the virtual time of its next service
-	queued  uint64 // cost waiting in this subtree
-	penalised bool // dropped from since it was last served
-	seq     uint64 // activation order; breaks ties
+	level     int
+	parent    *fnode
+	vtime     uint64 // start tag: the virtual time of its next service
+	queued    uint64 // cost waiting in this subtree
+	penalised bool   // dropped from since it was last served
+	seq       uint64 // activation order; breaks ties
 
 	tagIdx, loadIdx, idleIdx int // indices in the parent's heaps
 
