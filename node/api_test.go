@@ -1,0 +1,245 @@
+package node
+
+import (
+	"context"
+	"io"
+	"math"
+	"math/big"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/metrics"
+	"github.com/ethereum/go-ethereum/metrics/prometheus"
+	"github.com/ethereum/go-ethereum/p2p/enode"
+)
+
+func TestAPIRejectsBadArgumentsWithClearErrors(t *testing.T) {
+	n := startNode(t, testConfig(4), "", true)
+	id := "0x" + strings.Repeat("11", 32)
+	tooBig, _ := new(big.Int).SetString("18446744073709551616", 10) // 2^64
+	tests := []struct {
+		name    string
+		method  string
+		args    []interface{}
+		wantErr string
+	}{
+		{"a malformed node ID", "vflux_clientInfo", []interface{}{[]string{"nothex"}}, "neither 64 hex digits"},
+		{"a short node ID", "vflux_addBalance", []interface{}{"0x1234", 5}, "neither 64 hex digits"},
+		{"a malformed enode URL", "vflux_clientInfo", []interface{}{[]string{"enode://zz@1.2.3.4:5"}}, "invalid argument: node"},
+		{"no IDs at all", "vflux_clientInfo", []interface{}{[]string{}}, "no node IDs"},
+		{"an amount above 2^63", "vflux_addBalance", []interface{}{id, tooBig}, "out of range"},
+		{"an amount below -2^63", "vflux_addBalance", []interface{}{id, new(big.Int).Neg(tooBig)}, "out of range"},
+		{"an amount that is not a number", "vflux_addBalance", []interface{}{id, "lots"}, "invalid argument"},
+		{"an unknown parameter key", "vflux_setDefaultParams", []interface{}{map[string]interface{}{"pricing/bogus": 1}}, `unknown parameter "pricing/bogus"`},
+		{"a negative price", "vflux_setDefaultParams", []interface{}{map[string]interface{}{"pricing/timeFactor": -1}}, "negative"},
+		{"a negative negative-balance price", "vflux_setDefaultParams", []interface{}{map[string]interface{}{"pricing/negative/requestCostFactor": -0.5}}, "negative"},
+		{"a price that is a string", "vflux_setDefaultParams", []interface{}{map[string]interface{}{"pricing/timeFactor": "1"}}, "must be a number"},
+		{"a capacity among default params", "vflux_setDefaultParams", []interface{}{map[string]interface{}{"capacity": 5000}}, "per-client parameter"},
+		{"empty params", "vflux_setDefaultParams", []interface{}{map[string]interface{}{}}, "no parameters"},
+		{"a capacity below minCap", "vflux_setClientParams", []interface{}{[]string{id}, map[string]interface{}{"capacity": 10}}, "below minCap"},
+		{"a fractional capacity", "vflux_setClientParams", []interface{}{[]string{id}, map[string]interface{}{"capacity": 1500.5}}, "whole number"},
+		{"params for a client that is not connected", "vflux_setClientParams", []interface{}{[]string{id}, map[string]interface{}{"pricing/timeFactor": 1}}, "not connected"},
+		{"a zero client limit", "vflux_setLimits", []interface{}{0, 100000}, "count must be"},
+		{"a capacity limit below minCap", "vflux_setLimits", []interface{}{10, 5}, "below minCap"},
+		{"an absurd bias", "vflux_setConnectedBias", []interface{}{uint64(1e12)}, "over the limit"},
+		{"a zero max for priorityClientInfo", "vflux_priorityClientInfo", []interface{}{"", "", 0}, "max must be"},
+		{"a bad start ID", "vflux_priorityClientInfo", []interface{}{"xyz", "", 10}, "start"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var res interface{}
+			err := n.api.c.CallContext(context.Background(), &res, tt.method, tt.args...)
+			if err == nil {
+				t.Fatalf("%s(%v) succeeded with %v", tt.method, tt.args, res)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %q does not mention %q", err, tt.wantErr)
+			}
+		})
+	}
+	// Nothing was changed by the rejected calls.
+	info, err := n.api.ServerInfo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.TotalTokens != 0 || info.MaxCount != 4 || info.DefaultParams[keyTimeFactor] != float64(0) {
+		t.Errorf("rejected calls changed the server: %+v", info)
+	}
+}
+
+func TestAddBalanceAcceptsHexIDsEnodeURLsAndRefusesOverflow(t *testing.T) {
+	n := startNode(t, testConfig(4), "", true)
+	ctx := context.Background()
+	key, _ := crypto.GenerateKey()
+	url := enode.NewV4(&key.PublicKey, []byte{127, 0, 0, 1}, 30303, 30303).URLv4()
+	hexID := enode.PubkeyToIDV4(&key.PublicKey).String()
+
+	if old, nw, err := n.api.AddBalance(ctx, url, big.NewInt(1000)); err != nil || old != 0 || nw != 1000 {
+		t.Fatalf("AddBalance(enode URL) = [%d, %d], %v; want [0, 1000]", old, nw, err)
+	}
+	if old, nw, err := n.api.AddBalance(ctx, hexID, big.NewInt(500)); err != nil || old != 1000 || nw != 1500 {
+		t.Fatalf("AddBalance(hex ID) = [%d, %d], %v; want [1000, 1500]", old, nw, err)
+	}
+	if old, nw, err := n.api.AddBalance(ctx, hexID, big.NewInt(-700)); err != nil || old != 1500 || nw != 800 {
+		t.Fatalf("AddBalance(-700) = [%d, %d], %v; want [1500, 800]", old, nw, err)
+	}
+	_, _, err := n.api.AddBalance(ctx, hexID, big.NewInt(math.MaxInt64))
+	if err == nil {
+		t.Fatal("a top-up past MaxInt64 succeeded")
+	}
+	info, err := n.api.ClientInfo(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ci := info[hexID]; ci.PosBalance != 800 || ci.Connected {
+		t.Errorf("clientInfo = %+v, want balance 800 (the failed top-up changed nothing), not connected", ci)
+	}
+	prio, err := n.api.PriorityClientInfo(ctx, "", "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(prio) != 1 || prio[hexID].PosBalance != 800 {
+		t.Errorf("priorityClientInfo = %+v, want just %s with 800", prio, hexID)
+	}
+}
+
+func TestSetClientParamsChangesAConnectedClient(t *testing.T) {
+	cfg := testConfig(4)
+	n := startNode(t, cfg, "", true)
+	ctx := context.Background()
+	c := mustDial(t, n)
+	waitCapacity(t, c, cfg.MinCap)
+	id := c.srv.Self().ID().String()
+
+	if _, _, err := n.api.AddBalance(ctx, id, big.NewInt(1e15)); err != nil {
+		t.Fatal(err)
+	}
+	err := n.api.SetClientParams(ctx, []string{id}, map[string]interface{}{
+		"capacity": float64(5 * cfg.MinCap), keyTimeFactor: 7.0, keyNegRequestFactor: 0.25,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCapacity(t, c, 5*cfg.MinCap)
+	info, err := n.api.ClientInfo(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci := info[id]
+	if !ci.Connected || ci.Capacity != 5*cfg.MinCap {
+		t.Errorf("clientInfo connected=%v capacity=%d, want true and %d", ci.Connected, ci.Capacity, 5*cfg.MinCap)
+	}
+	if ci.Params[keyTimeFactor] != 7.0 || ci.Params[keyNegRequestFactor] != 0.25 || ci.Params[keyCapacityFactor] != cfg.PosPrices.Capacity {
+		t.Errorf("client params = %v, want time 7, negative request 0.25, capacity unchanged", ci.Params)
+	}
+	conn, err := n.api.ConnectedClientInfo(ctx, 10)
+	if err != nil || len(conn) != 1 {
+		t.Errorf("connectedClientInfo = %v, %v; want one client", conn, err)
+	}
+}
+
+func TestDefaultParamsBiasAndLimitsShowInServerInfo(t *testing.T) {
+	n := startNode(t, testConfig(4), "", true)
+	ctx := context.Background()
+	if err := n.api.SetDefaultParams(ctx, map[string]interface{}{keyRequestFactor: 3.0, keyNegTimeFactor: 2.0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.api.SetConnectedBias(ctx, 42); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.api.SetLimits(ctx, 7, 70000); err != nil {
+		t.Fatal(err)
+	}
+	info, err := n.api.ServerInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.DefaultParams[keyRequestFactor] != 3.0 || info.DefaultParams[keyNegTimeFactor] != 2.0 || info.DefaultParams[keyCapacityFactor] != 1e9 {
+		t.Errorf("default params = %v", info.DefaultParams)
+	}
+	if info.ConnectedBias != 42 || info.MaxCount != 7 || info.MaxCap != 70000 {
+		t.Errorf("bias %v, limits (%d, %d); want 42, (7, 70000)", info.ConnectedBias, info.MaxCount, info.MaxCap)
+	}
+	// A client connecting now gets the new default prices.
+	c := mustDial(t, n)
+	waitCapacity(t, c, 1000)
+	ci, err := n.api.ClientInfo(ctx, c.srv.Self().ID().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range ci {
+		if v.Params[keyRequestFactor] != 3.0 {
+			t.Errorf("new client's request price = %v, want 3", v.Params[keyRequestFactor])
+		}
+	}
+}
+
+func TestEventsSubscriptionStreamsPoolEvents(t *testing.T) {
+	n := startNode(t, testConfig(4), "", true)
+	events := make(chan Event, 16)
+	sub, err := n.api.SubscribeEvents(context.Background(), events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	c := mustDial(t, n)
+	id := c.srv.Self().ID().String()
+	seen := map[string]bool{}
+	timeout := time.After(netTimeout)
+	for !seen["connected"] || !seen["activated"] {
+		select {
+		case ev := <-events:
+			if ev.ID == id {
+				seen[ev.Type] = true
+			}
+		case err := <-sub.Err():
+			t.Fatalf("subscription ended: %v", err)
+		case <-timeout:
+			t.Fatalf("events seen for the client: %v, want connected and activated", seen)
+		}
+	}
+	c.cl.Close()
+	for !seen["disconnected"] {
+		select {
+		case ev := <-events:
+			if ev.ID == id {
+				seen[ev.Type] = true
+			}
+		case <-timeout:
+			t.Fatal("no disconnected event after the client left")
+		}
+	}
+}
+
+func TestMetricsFollowThePoolOnThePrometheusHandler(t *testing.T) {
+	n := startNode(t, testConfig(4), "", true)
+	connectedBefore := connectedMeter.Snapshot().Count()
+	c := mustDial(t, n)
+	waitCapacity(t, c, 1000)
+	eventually(t, "active/count gauge at 1", func() bool { return activeCountGauge.Snapshot().Value() == 1 })
+	if activeCapGauge.Snapshot().Value() != 1000 {
+		t.Errorf("active/capacity gauge = %d, want 1000", activeCapGauge.Snapshot().Value())
+	}
+	eventually(t, "clientEvent/connected meter", func() bool { return connectedMeter.Snapshot().Count() > connectedBefore })
+
+	srv := httptest.NewServer(prometheus.Handler(metrics.DefaultRegistry))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		"vflux_server_active_count 1", "vflux_server_active_capacity 1000", "vflux_server_inactive_count 0",
+		"vflux_server_totalTokens", "vflux_server_clientEvent_connected", "vflux_server_capQuery_zero",
+		"vflux_server_request_served",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("Prometheus output lacks %q", want)
+		}
+	}
+}
