@@ -54,14 +54,26 @@ func startRealNode(t testing.TB, cfg realNodeConfig) *realNode {
 	pool.Start()
 	pool.SetLimits(cfg.maxCount, cfg.maxCap)
 	pool.SetDefaultFactors(cfg.pos, cfg.neg)
-	vs := vflux.NewServer(vflux.ServerConfig{Clock: cfg.poolClock})
+	return startRealNodeWith(t, pool, Config{
+		MinCap: testMinCap, InactiveAllowance: cfg.allowance, Clock: cfg.meterClock,
+	}, cfg.maxPeers)
+}
+
+// startRealNodeWith serves a started pool through a vflux.Server and a Handler
+// configured by hcfg (Pool and Requests are filled in). The pool is stopped at
+// cleanup.
+func startRealNodeWith(t testing.TB, pool *clientpool.ClientPool, hcfg Config, maxPeers ...int) *realNode {
+	t.Helper()
+	vs := vflux.NewServer(vflux.ServerConfig{})
 	if err := vs.Register(pool, params.ServiceName, "client pool"); err != nil {
 		t.Fatal(err)
 	}
-	s := startVfxServer(t, Config{
-		Pool: pool, Requests: vs, MinCap: testMinCap,
-		InactiveAllowance: cfg.allowance, Clock: cfg.meterClock,
-	}, cfg.maxPeers)
+	hcfg.Pool, hcfg.Requests = pool, vs
+	slots := 20
+	if len(maxPeers) > 0 {
+		slots = maxPeers[0]
+	}
+	s := startVfxServer(t, hcfg, slots)
 	// SPEC 6 stop order: request server, peer loops, pool.
 	t.Cleanup(func() { vs.Stop(); s.h.Stop(); pool.Stop() })
 	return &realNode{vfxServer: s, pool: pool, vs: vs}

@@ -10,6 +10,7 @@ import (
 	"github.com/ethereum/go-ethereum/p2p"
 	"github.com/ethereum/go-ethereum/p2p/enode"
 	"github.com/vflux-net/vflux/p2ptest"
+	"github.com/vflux-net/vflux/params"
 )
 
 // netTimeout bounds every network wait of these tests; passing tests never
@@ -240,3 +241,41 @@ func TestOverRLPxHandshakeGivesCapacityAndTheClientLeavesCleanly(t *testing.T) {
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+func TestTheServerRecordCarriesTheVfxEntry(t *testing.T) {
+	s := startVfxServer(t, Config{Pool: newFakePool(testMinCap, 1)}, 10)
+	var e enrEntry
+	if err := s.srv.Self().Load(&e); err != nil {
+		t.Fatalf("server record has no %q entry: %v", params.ENRKey, err)
+	}
+	if e.Version != Version {
+		t.Fatalf("%q entry says version %d", params.ENRKey, e.Version)
+	}
+}
+
+func TestOverRLPxStopDisconnectsEveryClientWithQuitting(t *testing.T) {
+	pool := newFakePool(testMinCap, 10)
+	s := startVfxServer(t, Config{Pool: pool, MinCap: testMinCap}, 10)
+	var cls []*Client
+	for i := 0; i < 3; i++ {
+		cl := startVfxClient(t).dial(t, s)
+		waitUpdate(t, cl)
+		cls = append(cls, cl)
+	}
+	s.h.Stop()
+	for _, cl := range cls {
+		if r := waitDone(t, cl); r != p2p.DiscQuitting {
+			t.Fatalf("client saw %v, want %v", r, p2p.DiscQuitting)
+		}
+	}
+	if pool.count() != 0 || s.h.PeerCount() != 0 {
+		t.Fatalf("after Stop: %d registered, %d loops", pool.count(), s.h.PeerCount())
+	}
+	// A client arriving after Stop is turned away at once.
+	c := startVfxClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), netTimeout)
+	defer cancel()
+	if _, err := c.peers.Dial(ctx, c.srv, s.srv.Self()); !errors.Is(err, p2p.DiscQuitting) {
+		t.Fatalf("dial after Stop: %v, want %v", err, p2p.DiscQuitting)
+	}
+}
