@@ -1,0 +1,178 @@
+package clientpool_test
+
+import (
+	"fmt"
+	"math/rand"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common/mclock"
+	"github.com/ethereum/go-ethereum/ethdb/memorydb"
+	"github.com/ethereum/go-ethereum/p2p/enode"
+	"github.com/vflux-net/vflux/clientpool"
+	"github.com/vflux-net/vflux/vflux"
+)
+
+// Benchmarks of the pool's hot paths at growing sizes (SPEC 3.4: O(log n)).
+// Results and the command that produced them are in BENCHMARKS.md:
+//
+//	go test ./clientpool/ -run '^$' -bench . -benchtime 2000x
+//
+// Each size builds its pool once, outside the timer, and reuses it for every
+// b.N round of the same sub-benchmark.
+
+var benchSizes = []int{100, 1000, 10000, 100000}
+
+// benchPeer is a minimal Peer for benchmarks: it keeps no history, so the
+// measured allocations are the pool's own.
+type benchPeer struct {
+	node     *enode.Node
+	freeID   string
+	capacity uint64
+	fx       *churnFixture
+	index    int
+}
+
+func (p *benchPeer) Node() *enode.Node                { return p.node }
+func (p *benchPeer) FreeClientID() string             { return p.freeID }
+func (p *benchPeer) InactiveAllowance() time.Duration { return 24 * time.Hour }
+func (p *benchPeer) UpdateCapacity(c uint64, _ bool)  { p.capacity = c }
+func (p *benchPeer) Disconnect()                      { p.fx.evicted = append(p.fx.evicted, p.index) }
+
+// churnFixture is a pool full at n active clients with 3n clients in all, of
+// which 2n are registered (n active, n waiting). Every step either unregisters a
+// random registered client or registers a random unregistered one, alternately,
+// so the pool stays full, and the simulated clock advances 1 ms per step so that
+// negative balances grow and priorities change.
+type churnFixture struct {
+	pool       *clientpool.ClientPool
+	clock      *mclock.Simulated
+	peers      []*benchPeer
+	registered []int // indexes of registered peers
+	waiting    []int // indexes of unregistered peers
+	pos        []int // position of each peer in registered or waiting
+	evicted    []int
+	rng        *rand.Rand
+	steps      int
+}
+
+func newChurnFixture(n int) *churnFixture {
+	fx := &churnFixture{clock: new(mclock.Simulated), rng: rand.New(rand.NewSource(1))}
+	fx.pool = clientpool.NewClientPool(memorydb.New(), 1, 0, fx.clock, alwaysSynced)
+	fx.pool.Start()
+	fx.pool.SetLimits(uint64(n), uint64(n))
+	fx.pool.SetDefaultFactors(timeFactors, timeFactors)
+	fx.pool.SetExpirationTCs(0, 3600)
+	fx.peers = make([]*benchPeer, 3*n)
+	fx.pos = make([]int, 3*n)
+	for i := range fx.peers {
+		fx.peers[i] = &benchPeer{node: testNode(testID(i)), freeID: fmt.Sprintf("f%d", i), fx: fx, index: i}
+		fx.pos[i] = len(fx.waiting)
+		fx.waiting = append(fx.waiting, i)
+	}
+	for len(fx.registered) < 2*n {
+		fx.register()
+		fx.clock.Run(time.Millisecond)
+		fx.settle()
+	}
+	if count, _ := fx.pool.Active(); count != uint64(n) {
+		panic(fmt.Sprintf("churn fixture: %d active clients, want %d", count, n))
+	}
+	return fx
+}
+
+// move takes peer i out of one index set and appends it to the other.
+func (fx *churnFixture) move(i int, from, to *[]int) {
+	k := fx.pos[i]
+	last := (*from)[len(*from)-1]
+	(*from)[k], fx.pos[last] = last, k
+	*from = (*from)[:len(*from)-1]
+	fx.pos[i] = len(*to)
+	*to = append(*to, i)
+}
+
+func (fx *churnFixture) register() {
+	i := fx.waiting[fx.rng.Intn(len(fx.waiting))]
+	fx.move(i, &fx.waiting, &fx.registered)
+	fx.pool.Register(fx.peers[i])
+}
+
+func (fx *churnFixture) unregister() {
+	i := fx.registered[fx.rng.Intn(len(fx.registered))]
+	fx.move(i, &fx.registered, &fx.waiting)
+	fx.pool.Unregister(fx.peers[i])
+	fx.peers[i].capacity = 0
+}
+
+// settle unregisters the clients the pool told to disconnect.
+func (fx *churnFixture) settle() {
+	for len(fx.evicted) > 0 {
+		i := fx.evicted[len(fx.evicted)-1]
+		fx.evicted = fx.evicted[:len(fx.evicted)-1]
+		if fx.pos[i] < len(fx.registered) && fx.registered[fx.pos[i]] == i {
+			fx.move(i, &fx.registered, &fx.waiting)
+			fx.pool.Unregister(fx.peers[i])
+			fx.peers[i].capacity = 0
+		}
+	}
+}
+
+// step is one churn step: a register or an unregister, then the clock moves.
+func (fx *churnFixture) step() {
+	if fx.steps%2 == 0 {
+		fx.unregister()
+	} else {
+		fx.register()
+	}
+	fx.steps++
+	fx.clock.Run(time.Millisecond)
+	fx.settle()
+}
+
+func BenchmarkChurn(b *testing.B) {
+	for _, n := range benchSizes {
+		var fx *churnFixture
+		b.Run(fmt.Sprintf("active=%d", n), func(b *testing.B) {
+			if fx == nil {
+				fx = newChurnFixture(n)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				fx.step()
+			}
+		})
+		if fx != nil {
+			fx.pool.Stop()
+		}
+	}
+}
+
+// benchQueryAmounts are the 16 token amounts of the benchmarked capacity query.
+var benchQueryAmounts = []int64{0, 1e6, 1e7, 1e8, 1e9, 3e9, 1e10, 3e10, 1e11, 3e11, 1e12, 3e12, 1e13, 1e14, 1e15, 1e16}
+
+func BenchmarkCapacityQuery(b *testing.B) {
+	query := encodeCapQuery(180, benchQueryAmounts...)
+	asker := testID(1 << 30) // not connected
+	for _, n := range benchSizes {
+		var fx *churnFixture
+		b.Run(fmt.Sprintf("active=%d", n), func(b *testing.B) {
+			if fx == nil {
+				fx = newChurnFixture(n)
+				// The first query builds the capacity curve; the benchmark
+				// measures answering from the warm curve.
+				if reply := fx.pool.Handle(asker, "10.9.9.9", vflux.CapacityQueryName, query); reply == nil {
+					b.Fatal("no reply to the capacity query")
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				fx.pool.Handle(asker, "10.9.9.9", vflux.CapacityQueryName, query)
+			}
+		})
+		if fx != nil {
+			fx.pool.Stop()
+		}
+	}
+}
