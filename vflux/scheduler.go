@@ -31,8 +31,10 @@ import (
 // waiting begins at the clock, so idle time earns no credit (and a newcomer is
 // served before whoever was served just now), and a child that stops waiting
 // while ahead of the clock keeps that debt until the clock passes it, so
-// leaving and coming back wins nothing. New groups share one class, so a flood from ever-fresh addresses
-// takes at most half of the service from groups that have been served before.
+// leaving and coming back wins nothing. New groups share one class, so a flood
+// from ever-fresh addresses takes at most a quarter of the service from groups
+// that have been served before (the new class is charged newClassWeight times
+// its cost).
 //
 // When the queued cost or the number of waiting requests exceeds its bound, the
 // newest requests of the biggest offender are dropped until it holds again: the
@@ -53,6 +55,11 @@ const (
 	// maxRetainedPerParent bounds how many idle IDs (per group) or groups (per
 	// class) are remembered for their debt; the smallest debts are forgotten first.
 	maxRetainedPerParent = 1024
+	// newClassWeight: when both classes wait, the new class gets one part of
+	// the service for every newClassWeight parts the established class gets.
+	// A flood from fresh addresses thus leaves three quarters to the groups that
+	// were served before, and a newcomer still gets in when the flood pauses.
+	newClassWeight = 3
 	// maxPenalties bounds the remembered penalties of IDs and groups that left
 	// the tree (each); when full they are all forgotten.
 	maxPenalties = 1 << 14
@@ -433,7 +440,11 @@ func (s *scheduler) take(n *fnode, r *request, charge bool) {
 			if x.vtime > p.vclock {
 				p.vclock = x.vtime
 			}
-			x.vtime += r.cost
+			if x == s.classes[classNew] {
+				x.vtime += newClassWeight * r.cost
+			} else {
+				x.vtime += r.cost
+			}
 			x.penalised = false
 		}
 		x.queued -= r.cost

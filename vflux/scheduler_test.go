@@ -58,7 +58,7 @@ type simRequest struct {
 // service while the rate allows (service itself takes no time).
 func runSim(t *testing.T, cfg simConfig, clients []*simClient) {
 	t.Helper()
-	const step = 100 * time.Microsecond
+	const step = 250 * time.Microsecond
 	rng := rand.New(rand.NewSource(cfg.seed))
 	clock := &mclock.Simulated{}
 	s := newScheduler(cfg.rate, params.DefaultMaxQueuedCost, params.MaxWaiters)
@@ -235,10 +235,10 @@ func TestSchedulerFloods(t *testing.T) {
 		name  string
 		flood *simClient
 	}{
-		{"a flood from one address with one ID", &simClient{addr: floodAddr, id: enode.ID{0xf1}, cost: randomCost(16), rate: 20000}},
-		{"a flood from one address with fresh IDs", &simClient{addr: floodAddr, randomID: true, cost: randomCost(16), rate: 20000}},
-		{"a flood from fresh addresses with one ID each", &simClient{randomAddr: true, randomID: true, cost: randomCost(16), rate: 20000}},
-		{"a flood of cheap requests from fresh addresses", &simClient{randomAddr: true, randomID: true, cost: fixedCost(1), rate: 20000}},
+		{"a flood from one address with one ID", &simClient{addr: floodAddr, id: enode.ID{0xf1}, cost: randomCost(16), rate: 10000}},
+		{"a flood from one address with fresh IDs", &simClient{addr: floodAddr, randomID: true, cost: randomCost(16), rate: 10000}},
+		{"a flood from fresh addresses with one ID each", &simClient{randomAddr: true, randomID: true, cost: randomCost(16), rate: 10000}},
+		{"a flood of cheap requests from fresh addresses", &simClient{randomAddr: true, randomID: true, cost: fixedCost(1), rate: 10000}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -266,6 +266,9 @@ func TestSchedulerFloods(t *testing.T) {
 				t.Logf("%s: sent %d, served %d, dropped %d, share %.3f, max wait %v", c.name, c.sent, c.served, c.dropped, share, c.maxWait)
 				if c.dropped > 0 {
 					t.Errorf("%s had %d requests dropped", c.name, c.dropped)
+				}
+				if c.maxWait > cfg.maxWait*7/10 {
+					t.Errorf("%s waited up to %v, too close to the bound of %v", c.name, c.maxWait, cfg.maxWait)
 				}
 				if c.served+c.limbo != c.sent {
 					t.Errorf("%s: sent %d, served %d", c.name, c.sent, c.served)
