@@ -301,17 +301,13 @@ func TestAClientThatIsRegisteredTwiceIsRefused(t *testing.T) {
 	}
 }
 
-func TestMeteringSendsBusyWithAWaitAfterWhichTheRequestIsServed(t *testing.T) {
-	clock := new(mclock.Simulated)
-	pool := newFakePool(testMinCap, 10)
-	h := newTestHandler(pool, func(c *Config) { c.Clock = clock })
-	m := connectPipe(t, h, enode.ID{9})
-	m.Expect(CapacityUpdateMsg, CapacityUpdate{Capacity: testMinCap})
-
-	req := VfluxRequest{ReqID: 0, Requests: []byte{0xc0}}
+// floodUntilBusy sends small vflux requests until one gets Busy and returns
+// how many were served first and the Busy reply.
+func floodUntilBusy(t *testing.T, m *p2ptest.MsgTester, firstID uint64) (int, Busy) {
+	t.Helper()
+	req := VfluxRequest{Requests: []byte{0xc0}}
 	served := 0
-	var busy Busy
-	for id := uint64(1); ; id++ {
+	for id := firstID; ; id++ {
 		req.ReqID = id
 		m.Send(VfluxRequestMsg, req)
 		var head struct {
@@ -326,16 +322,65 @@ func TestMeteringSendsBusyWithAWaitAfterWhichTheRequestIsServed(t *testing.T) {
 			t.Fatalf("answer for request %d, want %d", head.ReqID, id)
 		}
 		if code == BusyMsg {
+			var busy Busy
 			if err := rlp.DecodeBytes(payload, &busy); err != nil {
 				t.Fatal(err)
 			}
-			break
+			return served, busy
 		}
 		served++
-		if served > 1000 {
+		if served > 10000 {
 			t.Fatal("never busy without the clock moving")
 		}
 	}
+}
+
+func TestTheBufferIsCapacityTimesBufferSecsAndInactiveClientsAreMeteredAtMinCap(t *testing.T) {
+	// A small request costs RequestCostBase (80) units plus 0-2 for its bytes
+	// here; the buffer is rate*BufferSecs with rate = max(capacity, minCap).
+	tests := []struct {
+		name     string
+		capacity uint64 // what the pool gives at Register
+		active   bool
+	}{
+		{"an inactive client gets a minCap buffer", 0, false},
+		{"a client at minCap gets a minCap buffer", testMinCap, true},
+		{"a client at 5*minCap gets five times the buffer", 5 * testMinCap, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := new(mclock.Simulated)
+			room := 10
+			if !tt.active {
+				room = 0
+			}
+			pool := newFakePool(testMinCap, room)
+			if tt.capacity > testMinCap {
+				pool.onRegister = func(p clientpool.Peer) { p.UpdateCapacity(tt.capacity, false) }
+			}
+			h := newTestHandler(pool, func(c *Config) { c.Clock = clock })
+			m := connectPipe(t, h, enode.ID{9})
+			if tt.active {
+				m.Expect(CapacityUpdateMsg, CapacityUpdate{Capacity: tt.capacity})
+			}
+			served, _ := floodUntilBusy(t, m, 1)
+			rate := max(tt.capacity, testMinCap)
+			most := int(rate * params.BufferSecs / params.RequestCostBase)
+			least := int(rate * params.BufferSecs / (params.RequestCostBase + 2))
+			if served < least || served > most {
+				t.Fatalf("served %d requests before Busy, want %d to %d", served, least, most)
+			}
+		})
+	}
+}
+
+func TestMeteringSendsBusyWithAWaitAfterWhichTheRequestIsServed(t *testing.T) {
+	clock := new(mclock.Simulated)
+	pool := newFakePool(testMinCap, 10)
+	h := newTestHandler(pool, func(c *Config) { c.Clock = clock })
+	m := connectPipe(t, h, enode.ID{9})
+	m.Expect(CapacityUpdateMsg, CapacityUpdate{Capacity: testMinCap})
+	served, busy := floodUntilBusy(t, m, 1)
 	// The buffer is minCap*BufferSecs = 5000 units and a small request costs
 	// about 80: about 60 requests fit.
 	if served < 50 || served > 70 {

@@ -51,11 +51,18 @@ func (m *meter) recharge() {
 	m.last = now
 }
 
-// setRate changes the recharge rate from now on; a smaller buffer is clamped.
+// setRate changes the recharge rate from now on. A raise keeps what is
+// missing from a full buffer (a full buffer stays full, so a client raised at
+// connection time gets its whole burst); a cut clamps the buffer to the new size.
 func (m *meter) setRate(rate uint64) {
 	m.recharge()
+	oldMax := m.max()
 	m.rate = rate
-	m.buf = math.Min(m.buf, m.max())
+	if newMax := m.max(); newMax > oldMax {
+		m.buf += newMax - oldMax
+	} else {
+		m.buf = math.Min(m.buf, newMax)
+	}
 }
 
 // admit reports whether a request of the given admission cost fits now and, if
