@@ -33,15 +33,19 @@ type Requests []Request
 // where a request had no answer (unknown service or name, bad parameters).
 type Replies [][]byte
 
-// Add encodes val and appends it to the batch as a request to service/name. It
-// returns the index of the request, which is the index of its reply.
+// Add encodes val and appends it to the batch as a request to service/name; a
+// nil val means no parameters (empty Params). It returns the index of the
+// request, which is the index of its reply.
 func (r *Requests) Add(service, name string, val interface{}) (int, error) {
 	if len(*r) >= params.MaxRequestsPerBatch {
 		return -1, ErrBatchFull
 	}
-	enc, err := rlp.EncodeToBytes(val)
-	if err != nil {
-		return -1, fmt.Errorf("encode %s/%s request: %w", service, name, err)
+	var enc []byte
+	if val != nil { // nil: a request without parameters (empty Params)
+		var err error
+		if enc, err = rlp.EncodeToBytes(val); err != nil {
+			return -1, fmt.Errorf("encode %s/%s request: %w", service, name, err)
+		}
 	}
 	*r = append(*r, Request{Service: service, Name: name, Params: enc})
 	return len(*r) - 1, nil

@@ -238,6 +238,10 @@ func TestRequestsAdd(t *testing.T) {
 	if _, err := new(Requests).Add("vfx", "x", make(chan int)); err == nil {
 		t.Fatal("Add of an unencodable value succeeded")
 	}
+	var noParams Requests
+	if i, err := noParams.Add("vfx", ServerInfoName, nil); err != nil || i != 0 || len(noParams[0].Params) != 0 || !ValidNoParams(noParams[0].Params) {
+		t.Fatalf("Add with nil parameters: %v, %+v", err, noParams)
+	}
 }
 
 func TestRepliesGet(t *testing.T) {
