@@ -58,7 +58,9 @@ func (c *ClientPeers) Protocol() p2p.Protocol {
 // Dial connects to the vflux server n through srv (as a static peer) and waits
 // for the vfx handshake. After the first disconnect the static entry is removed
 // (go-ethereum would redial it forever); dial again for a new connection. When
-// ctx ends first the dial is abandoned.
+// ctx ends first the dial is abandoned. The server registers the client right
+// after the handshake, so Dial may return just before that: wait for Updates
+// (an active client gets one at once) or for the pool's events when it matters.
 func (c *ClientPeers) Dial(ctx context.Context, srv *p2p.Server, n *enode.Node) (*Client, error) {
 	cl := &Client{
 		peers:   c,

@@ -379,3 +379,58 @@ func TestMeteringAClientPacingByTheHandshakeNeverGetsBusyAndBusyWaitsAreHonoured
 		})
 	}
 }
+
+func TestAWaitingClientIsActivatedWhenASlotFreesAndTimesOutOtherwise(t *testing.T) {
+	clock := new(mclock.Simulated)
+	n := startRealNode(t, realNodeConfig{poolClock: clock, maxCount: 1, maxCap: testMinCap,
+		allowance: 10 * time.Second, maxPeers: 4, pos: defaultFactors, neg: defaultFactors})
+	events := make(chan clientpool.Event, 100)
+	sub := n.pool.SubscribeEvents(events)
+	defer sub.Unsubscribe()
+	first := startVfxClient(t).dial(t, n.vfxServer)
+	waitUpdate(t, first)
+
+	// The pool is full: the second client stays connected, inactive, with no update.
+	second := startVfxClient(t)
+	waiting := second.dial(t, n.vfxServer)
+	waitPoolEvent(t, events, clientpool.EventConnected, second.id())
+	if count, _ := n.pool.Active(); count != 1 || n.pool.Inactive() != 1 || waiting.Capacity() != 0 {
+		t.Fatalf("active %d, inactive %d, waiting client's capacity %d", count, n.pool.Inactive(), waiting.Capacity())
+	}
+	// The first leaves: the waiting client is activated and told so.
+	first.Close()
+	waitDone(t, first)
+	if u := waitUpdate(t, waiting); u.Capacity != testMinCap {
+		t.Fatalf("activated client got %+v", u)
+	}
+
+	// A third waits inactive; when its allowance runs out on the pool's clock it
+	// is disconnected as evicted.
+	third := startVfxClient(t)
+	late := third.dial(t, n.vfxServer)
+	waitPoolEvent(t, events, clientpool.EventConnected, third.id())
+	clock.Run(11 * time.Second)
+	if r := waitDone(t, late); r != p2p.DiscTooManyPeers {
+		t.Fatalf("timed-out client saw %v, want %v", r, p2p.DiscTooManyPeers)
+	}
+	n.watcher.ExpectDrop(third.id(), p2p.DiscTooManyPeers, netTimeout)
+	if count, _ := n.pool.Active(); count != 1 || n.pool.Inactive() != 0 {
+		t.Fatalf("active %d, inactive %d after the timeout", count, n.pool.Inactive())
+	}
+}
+
+// waitPoolEvent waits for the pool to report an event of type typ for id.
+func waitPoolEvent(t testing.TB, events <-chan clientpool.Event, typ clientpool.EventType, id enode.ID) {
+	t.Helper()
+	timeout := time.After(netTimeout)
+	for {
+		select {
+		case ev := <-events:
+			if ev.Type == typ && ev.ID == id {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no pool event %d for %x", typ, id[:8])
+		}
+	}
+}
