@@ -38,7 +38,7 @@ type capacityCurve struct {
 // curveSnapshot is what the curve is built from, taken under the pool lock.
 type curveSnapshot struct {
 	curve   *capacityCurve
-	entries []planEntry // exact priorities; c is nil, seq and hidx (as index) set
+	entries []planEntry // keys, exact priorities and balances; hidx is the snapshot index
 }
 
 // snapshotCurve copies the active clients' capacities and balances (pool lock
@@ -53,7 +53,7 @@ func (p *ClientPool) snapshotCurve(now mclock.AbsTime) *curveSnapshot {
 	for i, c := range p.active.items {
 		b := c.snapAt(now)
 		c.curveGen, c.curveIdx = cv.gen, int32(i)
-		s.entries[i] = planEntry{hidx: i, exact: true, prio: b.priority(c.capacity), cap: c.capacity, pos: b.pos, neg: b.neg, seq: c.seq}
+		s.entries[i] = planEntry{hidx: i, key: c.key, seq: c.seq, hasPrio: true, prio: b.priority(c.capacity), cap: c.capacity, b: b}
 		cv.caps[i] = c.capacity
 		cv.first[i] = -1
 	}
@@ -80,14 +80,14 @@ func (s *curveSnapshot) build() *capacityCurve {
 	prev := cv.steps[0]
 	for len(h) > 0 {
 		e := h.pop()
-		idx, cutPrio := int32(e.hidx), e.prio
+		idx, cutPrio, snapIdx := int32(e.hidx), e.prio, e.hidx
 		st := curveStep{client: idx, next: -1, best1: prev.best1, best2: prev.best2, best1Idx: prev.best1Idx}
 		if e.cap > cv.minCap && count <= cv.maxCount {
 			nc := quarterCut(e.cap, cv.minCap)
 			capSum -= e.cap - nc
 			st.capAfter = nc
-			b := balSnap{pos: e.pos, neg: e.neg}
-			e.cap, e.prio = nc, b.priority(nc)
+			e = cutEntry(e, nc)
+			e.hidx = snapIdx
 			h.push(e)
 		} else {
 			count--

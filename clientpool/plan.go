@@ -8,30 +8,38 @@ import (
 	"github.com/vflux-net/vflux/params"
 )
 
-// planEntry is one candidate of the enforcement planner: either a lower bound
-// taken from the active heap (exact == false; its heap children are not yet in
-// the frontier) or a client's exact priority at a planned capacity.
+// planEntry is one candidate of the enforcement planner or the capacity
+// curve: an active client in the order the pool cuts clients, by its ordering
+// key (the priority lower bound of the active heap), then registration order.
+// Victims are compared by their exact priority, prio.
 type planEntry struct {
-	c        *client
-	hidx     int // active heap index of a lower-bound entry
-	exact    bool
-	prio     int64
-	cap      uint64
-	pos, neg uint64 // the balances the exact priority was computed from
-	seq      uint64 // the client's registration order
+	c       *client // nil in a curve snapshot
+	hidx    int     // planner: active heap index whose children are not yet visited (-1: none); curve: snapshot index
+	key     int64
+	seq     uint64
+	hasPrio bool // prio and b are computed
+	prio    int64
+	cap     uint64
+	b       balSnap
 }
 
-// planBefore orders planner entries: lowest priority first; a lower bound
-// before an exact entry of the same value (it may hide an equal one); equal
-// exact priorities by registration order, the longest registered first.
+// planBefore orders planner entries: lowest key first, ties by registration
+// order, the longest registered first (the active heap's order).
 func planBefore(a, b *planEntry) bool {
-	if a.prio != b.prio {
-		return a.prio < b.prio
-	}
-	if a.exact != b.exact {
-		return !a.exact
+	if a.key != b.key {
+		return a.key < b.key
 	}
 	return a.seq < b.seq
+}
+
+// cutEntry returns e after a quarter cut to capacity nc, re-ranked as rekey
+// would rank it.
+func cutEntry(e planEntry, nc uint64) planEntry {
+	e.cap = nc
+	e.prio = e.b.priority(nc)
+	e.key = e.b.estimate(nc, 0, params.PriorityHorizon, 0)
+	e.hidx = -1
+	return e
 }
 
 // planHeap is a binary min-heap of planner entries, hand-rolled to avoid
@@ -93,12 +101,12 @@ func quarterCut(cap, floor uint64) uint64 {
 
 // plan works out how the limits would be enforced (SPEC 3.2) if client x (nil
 // for none) held capacity xCap with the (biased) priority xPrio, without
-// changing anything. While over a limit it takes the lowest-priority active
-// client (exactly, from the lazily keyed heap): at its floor (minCap) or while
+// changing anything. While over a limit it takes the lowest-ranked active
+// client (walking the active heap in order): at its floor (minCap) or while
 // the count is over it is deactivated, else it is cut by a quarter and
-// re-ranked. With x set, the plan fails as soon as x does not out-rank the
-// client to cut. On success each victim's planCap holds its new capacity (0 =
-// deactivated). The work is O(k log n) for k cuts.
+// re-ranked. With x set, the plan fails as soon as x does not out-rank (by
+// exact priority) the client to cut. On success each victim's planCap holds
+// its new capacity (0 = deactivated). The work is O(k log k) for k cuts.
 func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int64) ([]*client, bool) {
 	count, capSum := p.activeCount, p.activeCap
 	if x != nil {
@@ -119,8 +127,12 @@ func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int6
 	gen := p.planGen
 	fr := p.frontier[:0]
 	defer func() { p.frontier = fr[:0] }()
+	visit := func(i int) {
+		c := p.active.items[i]
+		fr.push(planEntry{c: c, hidx: i, key: c.key, seq: c.seq, cap: c.capacity})
+	}
 	if p.active.Len() > 0 {
-		fr.push(planEntry{c: p.active.items[0], hidx: 0, prio: p.active.items[0].key, seq: p.active.items[0].seq})
+		visit(0)
 	}
 	var victims []*client
 	for count > p.maxCount || capSum > p.maxCap {
@@ -128,19 +140,20 @@ func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int6
 			return nil, false // only possible with x, which cannot fit
 		}
 		e := fr.pop()
-		if !e.exact {
+		if e.hidx >= 0 {
 			for _, ch := range [2]int{2*e.hidx + 1, 2*e.hidx + 2} {
 				if ch < p.active.Len() {
-					cc := p.active.items[ch]
-					fr.push(planEntry{c: cc, hidx: ch, prio: cc.key, seq: cc.seq})
+					visit(ch)
 				}
 			}
-			if e.c == x {
-				continue
-			}
-			b := e.c.snapAt(now)
-			fr.push(planEntry{c: e.c, exact: true, prio: b.priority(e.c.capacity), cap: e.c.capacity, pos: b.pos, neg: b.neg, seq: e.seq})
+			e.hidx = -1
+		}
+		if e.c == x {
 			continue
+		}
+		if !e.hasPrio {
+			e.b = e.c.snapAt(now)
+			e.prio, e.hasPrio = e.b.priority(e.cap), true
 		}
 		if x != nil && xPrio <= e.prio {
 			return nil, false
@@ -154,8 +167,7 @@ func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int6
 			nc := quarterCut(e.cap, p.minCap)
 			capSum -= e.cap - nc
 			v.planCap = nc
-			b := balSnap{pos: e.pos, neg: e.neg}
-			fr.push(planEntry{c: v, exact: true, prio: b.priority(nc), cap: nc, pos: e.pos, neg: e.neg, seq: e.seq})
+			fr.push(cutEntry(e, nc))
 		} else {
 			count--
 			capSum -= e.cap
