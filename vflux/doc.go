@@ -6,5 +6,38 @@
 //
 // It knows nothing of pools or of p2p: transports (discv5 TALKREQ, the "vfx"
 // RLPx capability) hand it encoded batches with the requester's node ID and IP
-// address, and services answer requests by name.
+// address, and services answer requests by name. Callers are expected to pass
+// an authenticated node ID (discv5 and RLPx both authenticate it) and the IP
+// address the request came from.
+//
+//	transport ──ServeTalk/ServeEncoded──▶ decode ─▶ limiter ─▶ Service.Handle (one at a time) ─▶ encode
+//
+// # Files
+//
+//   - wire.go: the wire types and their helpers (Requests.Add, Replies.Get, IntOrInf).
+//   - server.go: Server, its entry points and the TALKREQ reply budget.
+//   - limiter.go: the blocking limiter used by the Server (one batch served at a time).
+//   - scheduler.go, flowheap.go: the deterministic scheduling core of the limiter.
+//
+// # Which entry point a transport calls
+//
+// One Server is shared by all transports. The wait bound is chosen per entry
+// point: ServeTalk (discv5 TALKREQ) waits at most params.TalkMaxWait, well inside
+// discv5's ~200 ms handler budget, and cuts the replies to one packet
+// (params.TalkReplyBudget); ServeEncoded and Serve (RLPx) wait at most
+// ServerConfig.MaxWait and send replies whole.
+//
+// # Debugging: why did my request get no answer?
+//
+// A batch gets no answer at all (nil) when it does not decode, is empty or has
+// more than params.MaxRequestsPerBatch requests, when the server is stopped, or
+// when the limiter dropped it. The limiter drops a batch when it waited past its
+// bound (the server is busier than its Rate, and others were due first), or
+// when the queue was over its bounds (MaxQueuedCost, MaxWaiters) and the batch's
+// sender was the biggest offender: the class, then address group, then node ID
+// with the most queued cost (counted twice if it was dropped before and not
+// served since). Address groups that were not served recently share one
+// "new" class, which gets a quarter of the service while others wait. A single
+// request gets an empty reply when its service id is unknown or the service did
+// not answer it. Server.Stats counts answered and dropped batches.
 package vflux

@@ -134,12 +134,13 @@ func TestLimiterWaiterBound(t *testing.T) {
 
 // TestNoRequestWaitsPastMaxWait measures, on the real clock, how long each of
 // many concurrent TALKREQ-style callers waits for an overloaded server: no call
-// may take longer than the wait bound (plus a tolerance for goroutine wake-up
-// under -race on a loaded machine).
+// may take longer than the wait bound plus a tolerance for goroutine wake-up
+// under -race on a loaded 2-core machine. Bound plus tolerance stay within
+// discv5's ~200 ms handler budget, which is what the bound is for.
 func TestNoRequestWaitsPastMaxWait(t *testing.T) {
 	const (
 		maxWait   = params.TalkMaxWait
-		tolerance = 50 * time.Millisecond
+		tolerance = 100 * time.Millisecond
 		callers   = 200
 		calls     = 10
 	)
@@ -183,5 +184,8 @@ func TestNoRequestWaitsPastMaxWait(t *testing.T) {
 	// answered and dropped.
 	if answers == 0 || answers == len(waits) {
 		t.Errorf("%d of %d calls answered: the test did not overload the server", answers, len(waits))
+	}
+	if st := s.Stats(); st.Served != uint64(answers) || st.Dropped != uint64(len(waits)-answers) || st.Refused != 0 {
+		t.Errorf("stats %+v, want %d served and %d dropped", st, answers, len(waits)-answers)
 	}
 }

@@ -206,6 +206,8 @@ type scheduler struct {
 	burst         int64   // ns the rate may run ahead of the clock
 	maxQueuedCost uint64
 	maxWaiters    int
+	maxRetained   int // maxRetainedPerParent; tests lower it
+	knownPerGen   int // knownGroupsPerGeneration; tests lower it
 
 	tat     mclock.AbsTime // theoretical arrival time of the rate limiter
 	busy    bool           // a request holds the service
@@ -235,6 +237,8 @@ func newScheduler(rate float64, maxQueuedCost uint64, maxWaiters int) *scheduler
 	s := &scheduler{
 		maxQueuedCost:  maxQueuedCost,
 		maxWaiters:     maxWaiters,
+		maxRetained:    maxRetainedPerParent,
+		knownPerGen:    knownGroupsPerGeneration,
 		known:          make(map[groupKey]struct{}),
 		idPenalties:    make(map[idKey]struct{}),
 		groupPenalties: make(map[groupKey]struct{}),
@@ -378,8 +382,11 @@ func (s *scheduler) leaf(gk groupKey, id enode.ID) *fnode {
 		return n
 	}
 	g := s.groups[gk]
-	switch {
-	case g == nil:
+	if g != nil && g.parent == s.classes[classNew] && s.isKnown(gk) {
+		s.migrate(g)
+		g = s.groups[gk] // migrate may have forgotten it
+	}
+	if g == nil {
 		class := s.classes[classNew]
 		if s.isKnown(gk) {
 			class = s.classes[classEstablished]
@@ -389,8 +396,6 @@ func (s *scheduler) leaf(gk groupKey, id enode.ID) *fnode {
 		_, g.penalised = s.groupPenalties[gk]
 		delete(s.groupPenalties, gk)
 		s.groups[gk] = g
-	case g.parent == s.classes[classNew] && s.isKnown(gk):
-		s.migrate(g)
 	}
 	n := newNode(levelID, g)
 	n.gkey, n.id = gk, id
@@ -474,12 +479,19 @@ func (s *scheduler) settle(x *fnode) {
 	case x.level == levelClass:
 		// Classes always exist.
 	case x.vtime > p.vclock:
-		p.idle.push(x)
-		for p.idle.len() > maxRetainedPerParent {
-			s.forget(p.idle.pop())
-		}
+		s.retain(x)
 	default:
 		s.forget(x)
+	}
+}
+
+// retain remembers the idle node x for its debt, forgetting the smallest debts
+// when its parent remembers too many.
+func (s *scheduler) retain(x *fnode) {
+	p := x.parent
+	p.idle.push(x)
+	for p.idle.len() > s.maxRetained {
+		s.forget(p.idle.top())
 	}
 }
 
@@ -562,7 +574,7 @@ func (s *scheduler) migrate(g *fnode) {
 	g.parent = to
 	g.vtime = to.vclock + debt
 	if debt > 0 {
-		to.idle.push(g)
+		s.retain(g)
 	}
 }
 
@@ -578,7 +590,7 @@ func (s *scheduler) markKnown(k groupKey) {
 	if _, ok := s.known[k]; ok {
 		return
 	}
-	if len(s.known) >= knownGroupsPerGeneration {
+	if len(s.known) >= s.knownPerGen {
 		s.knownOld, s.known = s.known, make(map[groupKey]struct{})
 	}
 	s.known[k] = struct{}{}

@@ -131,6 +131,9 @@ func TestSchedulerInvariantsUnderRandomOperations(t *testing.T) {
 			rng := rand.New(rand.NewSource(seed))
 			clock := &mclock.Simulated{}
 			s := newScheduler([]float64{0, 500, 5000}[seed%3], uint64(16+rng.Intn(300)), 8+rng.Intn(100))
+			if seed%2 == 0 { // exercise forgetting: few remembered debts and groups
+				s.maxRetained, s.knownPerGen = 2, 4
+			}
 			var live []*request
 			var served, dropped, removed, enqueued int
 			drain := func() {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common/mclock"
+	"github.com/ethereum/go-ethereum/log"
 	"github.com/ethereum/go-ethereum/p2p/enode"
 	"github.com/ethereum/go-ethereum/rlp"
 	"github.com/vflux-net/vflux/params"
@@ -59,10 +60,30 @@ type Server struct {
 	limiter *limiter
 	stopped atomic.Bool
 
+	served, dropped, refused atomic.Uint64
+	lastDropLog              atomic.Int64 // mclock time of the last drop log line
+	droppedLogged            atomic.Uint64
+
 	// mu is held while handlers run, so they never run concurrently, and guards
 	// services. Lock order: the limiter's lock is never held while taking mu.
 	mu       sync.Mutex
 	services map[string]serviceEntry
+}
+
+// dropLogInterval: drops are logged at most this often, with a count, never
+// per request (a flood would flood the log too).
+const dropLogInterval = 10 * time.Second
+
+// ServerStats counts what a Server did with the batches it was given.
+type ServerStats struct {
+	Served  uint64 // batches answered
+	Dropped uint64 // batches dropped by the limiter (wait bound, queue bounds, Stop)
+	Refused uint64 // batches refused unserved: undecodable, empty, oversize, or after Stop
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() ServerStats {
+	return ServerStats{Served: s.served.Load(), Dropped: s.dropped.Load(), Refused: s.refused.Load()}
 }
 
 type serviceEntry struct {
@@ -145,6 +166,7 @@ func (s *Server) Serve(id enode.ID, ip net.IP, reqs Requests) Replies {
 func (s *Server) ServeEncoded(id enode.ID, ip net.IP, req []byte) []byte {
 	reqs, ok := decodeBatch(req)
 	if !ok {
+		s.refused.Add(1)
 		return nil
 	}
 	return encodeReplies(s.serve(id, ip, reqs, s.cfg.MaxWait))
@@ -157,6 +179,7 @@ func (s *Server) ServeEncoded(id enode.ID, ip net.IP, req []byte) []byte {
 func (s *Server) ServeTalk(id enode.ID, ip net.IP, req []byte) []byte {
 	reqs, ok := decodeBatch(req)
 	if !ok {
+		s.refused.Add(1)
 		return nil
 	}
 	wait := min(s.cfg.MaxWait, params.TalkMaxWait)
@@ -177,9 +200,12 @@ func (s *Server) Stop() {
 
 func (s *Server) serve(id enode.ID, ip net.IP, reqs Requests, maxWait time.Duration) Replies {
 	if s.stopped.Load() || len(reqs) == 0 || len(reqs) > params.MaxRequestsPerBatch {
+		s.refused.Add(1)
 		return nil
 	}
 	if !s.limiter.acquire(id, ip, uint64(len(reqs)), maxWait) {
+		s.dropped.Add(1)
+		s.logDrops()
 		return nil
 	}
 	defer s.limiter.release()
@@ -188,8 +214,10 @@ func (s *Server) serve(id enode.ID, ip net.IP, reqs Requests, maxWait time.Durat
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped.Load() {
+		s.dropped.Add(1)
 		return nil
 	}
+	s.served.Add(1)
 	replies := make(Replies, len(reqs))
 	for i, req := range reqs {
 		if e, ok := s.services[req.Service]; ok {
@@ -197,6 +225,18 @@ func (s *Server) serve(id enode.ID, ip net.IP, reqs Requests, maxWait time.Durat
 		}
 	}
 	return replies
+}
+
+// logDrops logs the drops since the last line, at most every dropLogInterval.
+func (s *Server) logDrops() {
+	now := int64(s.cfg.Clock.Now())
+	last := s.lastDropLog.Load()
+	if now-last < int64(dropLogInterval) && last != 0 || !s.lastDropLog.CompareAndSwap(last, now) {
+		return
+	}
+	dropped := s.dropped.Load()
+	log.Warn("vflux requests dropped: server overloaded", "dropped", dropped-s.droppedLogged.Swap(dropped),
+		"waiting", s.limiter.waiting(), "served", s.served.Load())
 }
 
 // decodeBatch decodes an encoded batch, refusing oversize input, trailing

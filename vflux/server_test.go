@@ -174,6 +174,11 @@ func TestServeRefusesBadBatches(t *testing.T) {
 			t.Fatal("got an answer")
 		}
 	})
+	t.Run("refused batches are counted", func(t *testing.T) {
+		if st := s.Stats(); st.Served != 2 || st.Refused != uint64(2*(len(tests)-1)+2) || st.Dropped != 0 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
 }
 
 func mustEncode(t testing.TB, v interface{}) []byte {
