@@ -15,6 +15,7 @@ type negBalance struct {
 	freeID  string
 	value   ExpiredValue
 	dirty   bool      // changed since last persisted
+	dropped bool      // the last write dropped it as too small
 	clients []*client // connected clients sharing it
 }
 
@@ -55,13 +56,14 @@ type client struct {
 	allowance time.Duration
 	seq       uint64 // registration order, the tie-breaker of equal priorities
 
-	pos       ExpiredValue
-	inTotal   ExpiredValue // this client's share of the pool's total token amount
-	neg       *negBalance
-	posF      PriceFactors
-	negF      PriceFactors
-	posDirty  bool
-	spendRate float64 // share of the pool's spendRate, at lastSettle
+	pos        ExpiredValue
+	inTotal    ExpiredValue // this client's share of the pool's total token amount
+	neg        *negBalance
+	posF       PriceFactors
+	negF       PriceFactors
+	posDirty   bool
+	posDropped bool    // the last write dropped pos as too small
+	spendRate  float64 // share of the pool's spendRate, at lastSettle
 
 	registered   bool // false after Unregister
 	disconnected bool // told to Disconnect: out of the active and inactive sets

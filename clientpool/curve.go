@@ -230,11 +230,13 @@ func curveIndex(cv *capacityCurve, c *client) int32 {
 	return -1
 }
 
-// curveEstimate answers "what capacity can c hold" from a valid cached curve,
-// as SetCapacity's first estimate (pool lock held).
-func (p *ClientPool) curveEstimate(c *client, now mclock.AbsTime, bias time.Duration) (uint64, bool) {
+// curveEstimate answers "what capacity can c hold" from the capacity curve,
+// as SetCapacity's first estimate of a partial grant (pool lock held). A stale
+// curve is rebuilt here, under the lock: partial grants are rare and the new
+// curve serves the following queries too.
+func (p *ClientPool) curveEstimate(c *client, now mclock.AbsTime, bias time.Duration) uint64 {
 	if !p.curveValid(now) {
-		return 0, false
+		p.curve = p.snapshotCurve(now).build()
 	}
-	return p.curve.maxCapacity(c.snapAt(now), 0, bias, curveIndex(p.curve, c)), true
+	return p.curve.maxCapacity(c.snapAt(now), 0, bias, curveIndex(p.curve, c))
 }

@@ -25,22 +25,31 @@ func dropSmall(v *ExpiredValue, l LogOffset) bool {
 	return false
 }
 
-// writeClient adds a client's settled balances to a batch, dropping small
-// values (the caller settles first).
-func (p *ClientPool) writeClient(b *writeBatch, c *client, now mclock.AbsTime) {
+// writeClient adds a client's settled balances to a batch (the caller settles
+// first). A value that spending or decay brought to or below the drop
+// threshold is not stored; when the client leaves (final) such a value is
+// dropped from memory and from the total too, unless other connected clients
+// still share it.
+func (p *ClientPool) writeClient(b *writeBatch, c *client, now mclock.AbsTime, final bool) {
 	if c.posDirty {
-		if dropSmall(&c.pos, p.posExp.at(now)) {
-			p.updateTotal(c)
-		}
-		b.putPos(c.id, c.pos)
+		v := c.pos
+		c.posDropped = dropSmall(&v, p.posExp.at(now))
+		b.putPos(c.id, v)
 		c.posDirty = false
 	}
-	if c.neg.dirty {
-		if len(c.neg.clients) <= 1 { // a shared value still in use is stored as it is
-			dropSmall(&c.neg.value, p.negExp.at(now))
-		}
-		b.putNeg(c.neg.freeID, c.neg.value)
-		c.neg.dirty = false
+	if final && c.posDropped {
+		c.pos = ExpiredValue{}
+		p.updateTotal(c)
+	}
+	nb := c.neg
+	if nb.dirty {
+		v := nb.value
+		nb.dropped = dropSmall(&v, p.negExp.at(now))
+		b.putNeg(nb.freeID, v)
+		nb.dirty = false
+	}
+	if final && nb.dropped && len(nb.clients) <= 1 {
+		nb.value = ExpiredValue{}
 	}
 }
 
@@ -53,7 +62,7 @@ func (p *ClientPool) persistAll(now mclock.AbsTime) {
 		if c.settle(now) {
 			exhausted = append(exhausted, c)
 		}
-		p.writeClient(b, c, now)
+		p.writeClient(b, c, now, false)
 	}
 	if err := b.write(p.posExp.at(now), p.negExp.at(now)); err != nil {
 		logWriteError(err)
@@ -284,7 +293,7 @@ func (p *ClientPool) BalanceOperation(id enode.ID, freeID string, cb func(Atomic
 		if op.posChanged {
 			b.putPos(id, *op.pos)
 			if c != nil {
-				c.posDirty = false
+				c.posDirty, c.posDropped = false, false
 				p.updateTotal(c)
 			} else {
 				p.total.SubExp(oldPos)
@@ -293,7 +302,7 @@ func (p *ClientPool) BalanceOperation(id enode.ID, freeID string, cb func(Atomic
 		}
 		if op.negChanged || op.neg.dirty {
 			b.putNeg(op.neg.freeID, op.neg.value)
-			op.neg.dirty = false
+			op.neg.dirty, op.neg.dropped = false, false
 		}
 		if err := b.write(p.posExp.at(now), p.negExp.at(now)); err != nil {
 			logWriteError(err)

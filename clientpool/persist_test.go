@@ -158,9 +158,16 @@ func TestSmallBalancesAreDroppedAndLeaveTheTotal(t *testing.T) {
 	if _, ok := storedValue(t, db, posKey(p.node.ID())); ok {
 		t.Fatalf("balance spent below the drop threshold is still stored")
 	}
+	if got := pool.TotalTokenAmount(); got != 0.9e6+1000 {
+		t.Fatalf("total %d while the client holds its balance, want %d", got, uint64(0.9e6+1000))
+	}
+	pool.Unregister(p)
 	// Fix: the original kept counting dropped balances.
 	if got := pool.TotalTokenAmount(); got != 1000 {
 		t.Fatalf("total %d after the drop, want 1000", got)
+	}
+	if pos, _ := balanceOf(pool, p.node.ID(), p.freeID); pos != 0 {
+		t.Fatalf("dropped balance reads %d", pos)
 	}
 }
 

@@ -264,18 +264,24 @@ func (p *ClientPool) setCapacity(id enode.ID, reqCap uint64, bias time.Duration,
 	try := func(capacity uint64) ([]*client, bool) {
 		return p.plan(now, c, capacity, b.estimate(capacity, 0, 0, bias))
 	}
+	if reqCap > p.maxCap && p.maxCap > cur {
+		reqCap = p.maxCap // nobody can hold more
+	}
 	grant := cur
 	victims, ok := try(reqCap)
 	if ok {
 		grant = reqCap
 	} else {
+		// The largest capacity in [cur, reqCap) the client can hold: the
+		// capacity curve's answer first (rebuilt if stale), checked by a real
+		// plan, then a bounded bisection if the curve was off.
 		lo, hi := cur, reqCap // lo can be held, hi cannot
-		if hi > p.maxCap+1 {
-			hi = p.maxCap + 1
-		}
-		if est, valid := p.curveEstimate(c, now, bias); valid && est > lo && est < hi {
+		if est := p.curveEstimate(c, now, bias); est > lo && est < hi {
 			if v, ok := try(est); ok {
 				lo, victims = est, v
+				if _, ok := try(est + 1); !ok {
+					hi = est + 1
+				}
 			} else {
 				hi = est
 			}

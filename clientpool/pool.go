@@ -238,7 +238,7 @@ func (p *ClientPool) Unregister(peer Peer) {
 	delete(p.clients, c.id)
 	if !p.stopped {
 		b := p.st.newBatch()
-		p.writeClient(b, c, now)
+		p.writeClient(b, c, now, true)
 		if err := b.write(p.posExp.at(now), p.negExp.at(now)); err != nil {
 			logWriteError(err)
 		}

@@ -1,0 +1,64 @@
+// Package clientpool decides which connected clients of a vflux server are
+// served and with what capacity (SPEC sections 2 and 3).
+//
+// # What it owns
+//
+//   - Token balances: a positive balance per node ID (bought or granted by the
+//     operator) and a negative balance per free-client ID (the cost of free
+//     service), both decaying with their own time constants (ExpiredValue and
+//     the expiration clocks), persisted in an ethdb.KeyValueStore under the key
+//     layout of SPEC 2.5, with the expiration offsets in every write batch.
+//   - Pricing: PriceFactors turn connection time, capacity and served requests
+//     into spent tokens; priority and its biased estimate turn balances into
+//     the rank clients are compared by.
+//   - Admission: the active set (clients holding at least minCap) and the
+//     inactive set (connected, waiting), under the limits maxCount and maxCap,
+//     with the connected bias protecting incumbents.
+//   - The capacity query service ("cq", "bal", "info"), a vflux.Service.
+//   - Pool events, delivered to SubscribeEvents subscribers.
+//
+// It knows nothing of RLPx or discv5: transports wrap their peers in the Peer
+// interface, call Register/Unregister, SetCapacity and RequestServed, and
+// route vflux requests to Handle.
+//
+// # Data structures
+//
+//   - clients: map from node ID to *client (balances, state, timers).
+//   - negs: the negative balances shared by connected clients with the same
+//     free-client ID, reference-counted by their clients list.
+//   - active: an indexed min-heap of active clients ordered by key, a lower
+//     bound of the client's priority over the next params.PriorityHorizon. Each
+//     active client has one threshold timer (mclock AfterFunc, re-armed on
+//     every re-key) that fires when its positive balance runs out or its
+//     priority falls to its key; the timer re-keys the client and lets waiting
+//     clients compete with it.
+//   - inactiveBest / inactiveLow: two indexed heaps over the inactive clients,
+//     best first (activation order) and worst first (SetMaxInactive), ordered
+//     by an expiration-independent log key of their balances.
+//   - The enforcement planner walks the active heap in order without changing
+//     it (a frontier heap over heap indices), so evicting or cutting k clients
+//     costs O(k log k) and register/unregister are O(log n).
+//   - capacityCurve: a cached simulation of enforcement over a snapshot of the
+//     active set, answered by binary search; rebuilt on the first query after
+//     a change that moved 1% of maxCap, or any change once it is 100 ms old.
+//   - total: the sum of all positive balances as one ExpiredValue, updated on
+//     every balance change, plus the unsettled spending rate of active clients.
+//
+// # Locks and callbacks
+//
+// One mutex, ClientPool.mu, guards all state, including the database writes
+// (a top-up is persisted before BalanceOperation returns). A second mutex,
+// subsMu, guards only the list of event subscribers; it is never taken while
+// mu is held, so there is no lock order to keep. Peer callbacks
+// (UpdateCapacity, Disconnect) and events are collected while mu is held and
+// delivered after it is released, in the order they were decided: for a
+// public call on the calling goroutine before the call returns, for a timer
+// on the timer's goroutine (inside Run with mclock.Simulated). A callback may
+// call back into the pool, e.g. Unregister from Disconnect. The BalanceOperation
+// callback is the exception: it runs with mu held and must only use the
+// operator it is given.
+//
+// A client told to Disconnect leaves the active and inactive sets at once and
+// is never reactivated; its later Unregister only settles and persists its
+// balances.
+package clientpool
