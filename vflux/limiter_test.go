@@ -141,8 +141,8 @@ func TestNoRequestWaitsPastMaxWait(t *testing.T) {
 	const (
 		maxWait   = params.TalkMaxWait
 		tolerance = 100 * time.Millisecond
-		callers   = 200
-		calls     = 10
+		callers   = 64
+		calls     = 20
 	)
 	s := NewServer(ServerConfig{Rate: 2000, MaxQueuedCost: 1 << 20, MaxWait: time.Minute})
 	defer s.Stop()
