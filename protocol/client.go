@@ -62,16 +62,7 @@ func (c *ClientPeers) Protocol() p2p.Protocol {
 // after the handshake, so Dial may return just before that: wait for Updates
 // (an active client gets one at once) or for the pool's events when it matters.
 func (c *ClientPeers) Dial(ctx context.Context, srv *p2p.Server, n *enode.Node) (*Client, error) {
-	cl := &Client{
-		peers:   c,
-		srv:     srv,
-		node:    n,
-		ready:   make(chan struct{}),
-		done:    make(chan struct{}),
-		closeCh: make(chan struct{}),
-		updates: make(chan CapacityUpdate, 1),
-		pending: make(map[uint64]chan rawMsg),
-	}
+	cl := newClient(c, srv, n)
 	c.mu.Lock()
 	if c.dials[n.ID()] != nil {
 		c.mu.Unlock()
@@ -95,6 +86,19 @@ func (c *ClientPeers) Dial(ctx context.Context, srv *p2p.Server, n *enode.Node) 
 	case <-ctx.Done():
 		cl.Close()
 		return nil, fmt.Errorf("vfx dial %x: %w", n.ID().Bytes()[:8], ctx.Err())
+	}
+}
+
+func newClient(peers *ClientPeers, srv *p2p.Server, n *enode.Node) *Client {
+	return &Client{
+		peers:   peers,
+		srv:     srv,
+		node:    n,
+		ready:   make(chan struct{}),
+		done:    make(chan struct{}),
+		closeCh: make(chan struct{}),
+		updates: make(chan CapacityUpdate, 1),
+		pending: make(map[uint64]chan rawMsg),
 	}
 }
 

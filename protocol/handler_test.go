@@ -248,8 +248,12 @@ func TestVfluxRequestsAreServedAndCharged(t *testing.T) {
 	srv.mu.Lock()
 	srv.drop = true
 	srv.mu.Unlock()
+	dropped := droppedMeter.Snapshot().Count()
 	m.Send(VfluxRequestMsg, VfluxRequest{ReqID: 8, Requests: batch})
 	m.Expect(VfluxReplyMsg, VfluxReply{ReqID: 8, Replies: []byte{0xc0}})
+	if got := droppedMeter.Snapshot().Count() - dropped; got != 1 {
+		t.Fatalf("dropped meter moved by %d, want 1", got)
+	}
 }
 
 func TestEvictionDisconnectsWithTooManyPeersAndUnregisters(t *testing.T) {
@@ -380,7 +384,14 @@ func TestMeteringSendsBusyWithAWaitAfterWhichTheRequestIsServed(t *testing.T) {
 	h := newTestHandler(pool, func(c *Config) { c.Clock = clock })
 	m := connectPipe(t, h, enode.ID{9})
 	m.Expect(CapacityUpdateMsg, CapacityUpdate{Capacity: testMinCap})
+	servedBefore, busyBefore := servedMeter.Snapshot().Count(), busyMeter.Snapshot().Count()
 	served, busy := floodUntilBusy(t, m, 1)
+	if got := servedMeter.Snapshot().Count() - servedBefore; got != int64(served) {
+		t.Fatalf("served meter moved by %d, want %d", got, served)
+	}
+	if got := busyMeter.Snapshot().Count() - busyBefore; got != 1 {
+		t.Fatalf("busy meter moved by %d, want 1", got)
+	}
 	// The buffer is minCap*BufferSecs = 5000 units and a small request costs
 	// about 80: about 60 requests fit.
 	if served < 50 || served > 70 {
