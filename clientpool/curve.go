@@ -2,6 +2,7 @@ package clientpool
 
 import (
 	"math"
+	"sort"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common/mclock"
@@ -136,69 +137,86 @@ func (h planHeap) down(i int) {
 	}
 }
 
-// feasible reports whether a client with priority prio at capacity capacity
-// could hold it: the first step that frees enough must not cut anyone with
-// priority prio or more. xIdx is the asker's own snapshot index (-1 if it is
-// not in the snapshot): its allocation counts as free and its cuts are ignored.
-func (cv *capacityCurve) feasible(capacity uint64, prio int64, xIdx int32) bool {
-	if capacity > cv.maxCap || cv.maxCount == 0 {
-		return false
+// curveView reads the curve for one asker: xIdx is its own snapshot index (-1
+// if it is not in the snapshot); its allocation counts as free and its own
+// cuts are ignored.
+type curveView struct {
+	cv   *capacityCurve
+	xIdx int32
+}
+
+// state returns the active count and capacity after step k, without the asker.
+func (v curveView) state(k int) (count, capSum uint64) {
+	st := &v.cv.steps[k]
+	count, capSum = st.count, st.capSum
+	if v.xIdx < 0 {
+		return count, capSum
 	}
-	// adjusted state at step k, excluding the asker
-	state := func(k int) (count, capSum uint64) {
-		st := &cv.steps[k]
-		count, capSum = st.count, st.capSum
-		if xIdx < 0 {
-			return
-		}
-		xCap, removed := cv.caps[xIdx], false
-		for j := cv.first[xIdx]; j >= 0 && int(j) <= k; j = cv.steps[j].next {
-			xCap = cv.steps[j].capAfter
-			removed = xCap == 0
-		}
-		if !removed {
-			count-- // the asker was counted twice
-		}
-		return count, capSum - xCap
+	xCap, removed := v.cv.caps[v.xIdx], false
+	for j := v.cv.first[v.xIdx]; j >= 0 && int(j) <= k; j = v.cv.steps[j].next {
+		xCap = v.cv.steps[j].capAfter
+		removed = xCap == 0
 	}
-	fits := func(k int) bool {
-		count, capSum := state(k)
-		return count <= cv.maxCount && capSum+capacity <= cv.maxCap
+	if !removed {
+		count-- // the asker was counted twice: in the snapshot and as the asker
 	}
-	lo, hi := 0, len(cv.steps)-1 // find the first step that fits
-	if !fits(hi) {
-		return false
+	return count, capSum - xCap
+}
+
+// free returns the capacity free after step k (0 while the count is over).
+func (v curveView) free(k int) uint64 {
+	count, capSum := v.state(k)
+	if count > v.cv.maxCount || capSum >= v.cv.maxCap {
+		return 0
 	}
-	for lo < hi {
-		mid := (lo + hi) / 2
-		if fits(mid) {
-			hi = mid
-		} else {
-			lo = mid + 1
-		}
+	return v.cv.maxCap - capSum
+}
+
+// need returns the priority the asker must exceed to get what step k frees:
+// the highest priority cut up to step k, by a client other than the asker.
+func (v curveView) need(k int) int64 {
+	st := &v.cv.steps[k]
+	if st.best1Idx == v.xIdx && v.xIdx >= 0 {
+		return st.best2
 	}
-	st := &cv.steps[lo]
-	need := st.best1
-	if st.best1Idx == xIdx && xIdx >= 0 {
-		need = st.best2
-	}
-	return prio > need
+	return st.best1
 }
 
 // maxCapacity answers one capacity query amount: the largest capacity the
-// client with balance b (tokens already added) could hold, or 0.
+// client with balance b could hold after adding addTokens, or 0. Free capacity
+// after step k and the priority needed for it both grow with k, so the answer
+// is in the last step whose smallest new capacity the client can afford:
+// found by binary search over the steps, then over capacities within it.
 func (cv *capacityCurve) maxCapacity(b balSnap, addTokens int64, bias time.Duration, xIdx int32) uint64 {
+	if cv.maxCount == 0 || cv.minCap > cv.maxCap {
+		return 0
+	}
+	v := curveView{cv: cv, xIdx: xIdx}
 	prio := func(capacity uint64) int64 { return b.estimate(capacity, addTokens, 0, bias) }
-	if !cv.feasible(cv.minCap, prio(cv.minCap), xIdx) {
+	n := len(cv.steps)
+	kmin := sort.Search(n, func(k int) bool { return v.free(k) >= cv.minCap })
+	if kmin == n || prio(cv.minCap) <= v.need(kmin) {
 		return 0
 	}
 	if addSat(b.pos, float64(addTokens)) == 0 {
 		return cv.minCap // free clients get at most minCap
 	}
-	lo, hi := cv.minCap, cv.maxCap // lo feasible
-	for lo < hi {
+	// the last step k whose first new capacity is affordable
+	k := kmin + sort.Search(n-kmin-1, func(i int) bool {
+		k := kmin + 1 + i
+		return prio(v.free(k-1)+1) <= v.need(k)
+	})
+	lo, hi := cv.minCap, v.free(k)
+	if k > kmin {
+		lo = v.free(k-1) + 1
+	}
+	if lo > hi {
+		return hi
+	}
+	need := v.need(k)
+	for lo < hi { // lo is affordable
 		mid := lo + (hi-lo+1)/2
-		if cv.feasible(mid, prio(mid), xIdx) {
+		if prio(mid) > need {
 			lo = mid
 		} else {
 			hi = mid - 1
