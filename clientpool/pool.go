@@ -1,6 +1,7 @@
 package clientpool
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/ethereum/go-ethereum/common/mclock"
 	"github.com/ethereum/go-ethereum/ethdb"
 	"github.com/ethereum/go-ethereum/ethdb/memorydb"
+	"github.com/ethereum/go-ethereum/log"
 	"github.com/ethereum/go-ethereum/p2p/enode"
 )
 
@@ -96,10 +98,23 @@ func NewClientPool(db ethdb.KeyValueStore, minCap uint64, connectedBias time.Dur
 	p.posExp.restore(now, posL)
 	p.negExp.restore(now, negL)
 	p.lastSweep, p.lastOffsets = now, now
-	p.st.iterate(posKeyPrefix(), nil, func(_ []byte, v ExpiredValue, _ bool) bool {
+	var corrupt int
+	var firstCorrupt []byte
+	p.st.iterate(posKeyPrefix(), nil, func(suffix []byte, v ExpiredValue, bad bool) bool {
+		if bad {
+			if corrupt++; corrupt == 1 {
+				firstCorrupt = suffix
+			}
+			return true
+		}
 		p.total.AddExp(v)
 		return true
 	})
+	if corrupt > 0 {
+		// SPEC 2.5: reported and read as zero; the node starts anyway. Once
+		// here at start, so an operator sees it without a client connecting.
+		log.Error("Corrupt positive balances in database, reading them as zero", "count", corrupt, "first", fmt.Sprintf("%x", firstCorrupt))
+	}
 	return p
 }
 
