@@ -110,8 +110,12 @@ func (c *ClientPeers) forget(cl *Client) {
 	c.mu.Unlock()
 }
 
-// run is the client-side peer loop.
+// run is the client-side peer loop; it returns a bare p2p.DiscReason.
 func (c *ClientPeers) run(p *p2p.Peer, rw p2p.MsgReadWriter) error {
+	return discReason(c.serve(p, rw))
+}
+
+func (c *ClientPeers) serve(p *p2p.Peer, rw p2p.MsgReadWriter) error {
 	c.mu.Lock()
 	cl := c.dials[p.ID()]
 	c.mu.Unlock()

@@ -161,6 +161,20 @@ func (h *Handler) leave() {
 // leaves, misbehaves, is evicted or the handler stops. It returns a bare
 // p2p.DiscReason (go-ethereum turns anything else into DiscSubprotocolError).
 func (h *Handler) run(p *p2p.Peer, rw p2p.MsgReadWriter) error {
+	return discReason(h.serve(p, rw))
+}
+
+// discReason makes err a bare p2p.DiscReason: a read or write error means the
+// connection is already gone, which is a network error.
+func discReason(err error) error {
+	if _, ok := err.(p2p.DiscReason); ok {
+		return err
+	}
+	return p2p.DiscNetworkError
+}
+
+// serve is run's body; it may return plain I/O errors.
+func (h *Handler) serve(p *p2p.Peer, rw p2p.MsgReadWriter) error {
 	if !h.enter() {
 		return p2p.DiscQuitting
 	}

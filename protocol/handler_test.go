@@ -429,3 +429,22 @@ func TestBusyErrorSaysWhenToRetry(t *testing.T) {
 		t.Fatalf("BusyError %v", err)
 	}
 }
+
+func TestAClientHangingUpEndsTheLoopWithANetworkErrorAndUnregisters(t *testing.T) {
+	pool := newFakePool(testMinCap, 10)
+	h := newTestHandler(pool)
+	m := connectPipe(t, h, enode.ID{30})
+	m.Expect(CapacityUpdateMsg, CapacityUpdate{Capacity: testMinCap})
+	m.Close()
+	select {
+	case <-m.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if err, _ := m.RunErr(); err != p2p.DiscNetworkError {
+		t.Fatalf("Run returned %v (%T), want the bare %v", err, err, p2p.DiscNetworkError)
+	}
+	if pool.count() != 0 || pool.unregs != 1 {
+		t.Fatalf("registered %d, unregistered %d times", pool.count(), pool.unregs)
+	}
+}
