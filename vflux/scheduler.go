@@ -55,6 +55,8 @@ const (
 	// maxRetainedPerParent bounds how many idle IDs (per group) or groups (per
 	// class) are remembered for their debt; the smallest debts are forgotten first.
 	maxRetainedPerParent = 1024
+	// maxFreeNodes bounds the forgotten nodes kept for reuse, per level.
+	maxFreeNodes = 1024
 	// newClassWeight: when both classes wait, the new class gets one part of
 	// the service for every newClassWeight parts the established class gets.
 	// A flood from fresh addresses thus leaves three quarters to the groups that
@@ -178,7 +180,38 @@ func newNode(level int, parent *fnode) *fnode {
 	return n
 }
 
+// alloc returns a node for a new group or ID, reusing a forgotten one if any.
+func (s *scheduler) alloc(level int, parent *fnode) *fnode {
+	free := &s.freeIDs
+	if level == levelGroup {
+		free = &s.freeGroups
+	}
+	k := len(*free)
+	if k == 0 {
+		return newNode(level, parent)
+	}
+	n := (*free)[k-1]
+	(*free)[k-1] = nil
+	*free = (*free)[:k-1]
+	// Keep the slices' memory; everything else starts afresh.
+	reqs, byTag, byLoad, idle := n.reqs[:0], n.byTag, n.byLoad, n.idle
+	*n = fnode{level: level, parent: parent, tagIdx: -1, loadIdx: -1, idleIdx: -1,
+		reqs: reqs, byTag: byTag, byLoad: byLoad, idle: idle}
+	return n
+}
+
 func (n *fnode) front() *request { return n.reqs[n.head] }
+
+// push appends r to the ID queue, first moving the queue to the front of its
+// slice when the consumed head would make the slice grow.
+func (n *fnode) push(r *request) {
+	if n.head > 0 && len(n.reqs) == cap(n.reqs) {
+		k := copy(n.reqs, n.reqs[n.head:])
+		clear(n.reqs[k:])
+		n.reqs, n.head = n.reqs[:k], 0
+	}
+	n.reqs = append(n.reqs, r)
+}
 
 // removeReq takes r out of the ID queue.
 func (n *fnode) removeReq(r *request) {
@@ -220,6 +253,9 @@ type scheduler struct {
 	ids      map[idKey]*fnode
 	known    map[groupKey]struct{}
 	knownOld map[groupKey]struct{}
+
+	// Forgotten group and ID nodes for reuse (at most maxFreeNodes each).
+	freeGroups, freeIDs []*fnode
 
 	// Penalties of IDs and groups that are not in the tree.
 	idPenalties    map[idKey]struct{}
@@ -305,7 +341,7 @@ func (s *scheduler) tryStart(now mclock.AbsTime, group groupKey, cost uint64) bo
 // drop r itself (see dropped).
 func (s *scheduler) enqueue(r *request) {
 	n := s.leaf(r.group, r.id)
-	n.reqs = append(n.reqs, r)
+	n.push(r)
 	r.node = n
 	s.waiting++
 	s.addQueued(n, r.cost)
@@ -391,13 +427,13 @@ func (s *scheduler) leaf(gk groupKey, id enode.ID) *fnode {
 		if s.isKnown(gk) {
 			class = s.classes[classEstablished]
 		}
-		g = newNode(levelGroup, class)
+		g = s.alloc(levelGroup, class)
 		g.gkey = gk
 		_, g.penalised = s.groupPenalties[gk]
 		delete(s.groupPenalties, gk)
 		s.groups[gk] = g
 	}
-	n := newNode(levelID, g)
+	n := s.alloc(levelID, g)
 	n.gkey, n.id = gk, id
 	_, n.penalised = s.idPenalties[key]
 	delete(s.idPenalties, key)
@@ -511,9 +547,15 @@ func (s *scheduler) forget(x *fnode) {
 		s.forgetID(x)
 	case levelGroup:
 		for _, c := range x.idle.items {
+			c.idleIdx = -1
 			s.forgetID(c)
 		}
+		clear(x.idle.items)
+		x.idle.items = x.idle.items[:0]
 		delete(s.groups, x.gkey)
+		if len(s.freeGroups) < maxFreeNodes {
+			s.freeGroups = append(s.freeGroups, x)
+		}
 		if x.penalised {
 			if len(s.groupPenalties) >= maxPenalties {
 				clear(s.groupPenalties)
@@ -526,6 +568,9 @@ func (s *scheduler) forget(x *fnode) {
 func (s *scheduler) forgetID(x *fnode) {
 	key := idKey{x.gkey, x.id}
 	delete(s.ids, key)
+	if len(s.freeIDs) < maxFreeNodes {
+		s.freeIDs = append(s.freeIDs, x)
+	}
 	if x.penalised {
 		if len(s.idPenalties) >= maxPenalties {
 			clear(s.idPenalties)
@@ -537,15 +582,14 @@ func (s *scheduler) forgetID(x *fnode) {
 // dropNewest drops the newest request of the ID queue n and penalises the ID
 // and its group.
 func (s *scheduler) dropNewest(n *fnode) {
+	// Penalise first: take may forget the nodes, keeping their penalty aside.
+	for x := n; x.level >= levelGroup; x = x.parent {
+		x.penalised = true
+		x.parent.byLoad.fix(x)
+	}
 	r := n.reqs[len(n.reqs)-1]
 	s.take(n, r, false)
 	s.dropped = append(s.dropped, r)
-	for x := n; x.level >= levelGroup; x = x.parent {
-		x.penalised = true
-		if x.loadIdx >= 0 {
-			x.parent.byLoad.fix(x)
-		}
-	}
 }
 
 // migrate moves a group of the new class, which has now been served, to the

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common/mclock"
 	"github.com/ethereum/go-ethereum/p2p/enode"
+	"github.com/vflux-net/vflux/params"
 )
 
 // check verifies the scheduler's structural invariants: queued costs add up,
@@ -195,5 +196,68 @@ func TestSchedulerInvariantsUnderRandomOperations(t *testing.T) {
 				t.Fatalf("after dropAll: %v, %d waiting", err, s.waiting)
 			}
 		})
+	}
+}
+
+// TestSchedulerDropsAndPenalties walks through the overflow rules step by step.
+func TestSchedulerDropsAndPenalties(t *testing.T) {
+	s := newScheduler(0, 4, params.MaxWaiters)
+	ga, gb := groupKeyOf(net.ParseIP("192.0.2.1")), groupKeyOf(net.ParseIP("192.0.2.2"))
+	a, b := enode.ID{0xa}, enode.ID{0xb}
+	if !s.tryStart(0, groupKeyOf(nil), 1) { // hold the service so everyone queues
+		t.Fatal("an idle scheduler did not start")
+	}
+	add := func(id enode.ID, g groupKey) *request {
+		r := &request{id: id, group: g, cost: 1, deadline: 1 << 62}
+		s.enqueue(r)
+		return r
+	}
+	takeDropped := func() []*request {
+		d := append([]*request(nil), s.dropped...)
+		s.dropped = s.dropped[:0]
+		return d
+	}
+	a1, a2, a3 := add(a, ga), add(a, ga), add(a, ga)
+	add(b, gb)
+	add(b, gb)
+	if d := takeDropped(); len(d) != 1 || d[0] != a3 {
+		t.Fatalf("the longest queue's newest request should go first, dropped %d", len(d))
+	}
+	if !s.ids[idKey{ga, a}].penalised || !s.groups[ga].penalised {
+		t.Fatal("the offender was not penalised")
+	}
+	// b now has the longer queue once it adds a third request, but a is
+	// penalised: its two requests count as four, so a loses again.
+	add(b, gb)
+	if d := takeDropped(); len(d) != 1 || d[0] != a2 {
+		t.Fatalf("the penalised offender should be dropped before a longer queue, dropped %v", d)
+	}
+	// Once a is empty, the penalty is remembered although its queue is gone.
+	s.remove(a1)
+	if _, ok := s.ids[idKey{ga, a}]; ok {
+		t.Fatal("an empty ID without debt is still in the tree")
+	}
+	a4 := add(a, ga)
+	if !s.ids[idKey{ga, a}].penalised {
+		t.Fatal("the penalty was lost while the ID was idle")
+	}
+	// Served, a is forgiven.
+	s.done()
+	served := []*request{}
+	for {
+		r, _ := s.next(0)
+		if r == nil {
+			break
+		}
+		served = append(served, r)
+		s.done()
+		if r == a4 {
+			if n := s.ids[idKey{ga, a}]; n != nil && n.penalised {
+				t.Fatal("a served ID is still penalised")
+			}
+		}
+	}
+	if len(served) != 4 || len(takeDropped()) != 0 {
+		t.Fatalf("served %d of the 4 waiting requests", len(served))
 	}
 }
