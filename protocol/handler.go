@@ -42,7 +42,7 @@ var (
 
 // Config configures the server side of the capability.
 type Config struct {
-	Pool              Backend
+	Pool              Backend       // required
 	Requests          RequestServer // nil: every batch gets an empty answer
 	MinCap            uint64        // 0 means params.DefaultMinCap
 	InactiveAllowance time.Duration // how long a waiting free client stays connected
@@ -207,6 +207,15 @@ func (h *Handler) serve(p *p2p.Peer, rw p2p.MsgReadWriter) error {
 		// CapacityReply always follows the update its request caused.
 		if err := h.flushUpdate(pp); err != nil {
 			return err
+		}
+		// An evicted client or a stopping handler serves no further request.
+		select {
+		case <-pp.discCh:
+			p.Log().Debug("vfx client evicted")
+			return p2p.DiscTooManyPeers
+		case <-h.quit:
+			return p2p.DiscQuitting
+		default:
 		}
 		select {
 		case <-pp.updateCh:
