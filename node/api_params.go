@@ -190,3 +190,21 @@ func parseAmount(a *big.Int) (int64, error) {
 	}
 	return a.Int64(), nil
 }
+
+// ParseTokenAmount parses a token amount written as an integer ("1000000") or
+// in exponent form ("1e9", "2.5e12"); it must be a whole number.
+func ParseTokenAmount(s string) (*big.Int, error) {
+	s = strings.TrimSpace(s)
+	f, ok := new(big.Float).SetPrec(256).SetString(s)
+	if !ok {
+		return nil, fmt.Errorf("%w: token amount %q is not a number", ErrInvalidArgument, s)
+	}
+	if f.IsInf() {
+		return nil, fmt.Errorf("%w: token amount %q is infinite", ErrInvalidArgument, s)
+	}
+	v, acc := f.Int(nil)
+	if acc != big.Exact {
+		return nil, fmt.Errorf("%w: token amount %q is not a whole number", ErrInvalidArgument, s)
+	}
+	return v, nil
+}

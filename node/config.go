@@ -71,8 +71,9 @@ type Config struct {
 	Capacity uint64
 	// MinCap is the capacity every active client gets at least.
 	MinCap uint64
-	// MaxInactive is how many connected clients may wait without capacity;
-	// 0 means as many as MaxClients.
+	// MaxInactive is the number of peer slots for clients waiting without
+	// capacity; 0 means as many as MaxClients. One of them is kept free for
+	// newcomers to be ranked (see PoolMaxInactive).
 	MaxInactive uint64
 	// ConnectedBias protects an incumbent from newcomers for this long.
 	ConnectedBias time.Duration
@@ -137,6 +138,20 @@ func (c Config) InactiveSlots() uint64 {
 		return c.MaxInactive
 	}
 	return c.MaxClients
+}
+
+// PoolMaxInactive is the bound given to the pool's inactive set: one less
+// than InactiveSlots, so that with every peer slot sized by ConfigureP2P one
+// slot stays free and a newcomer (a paid client, say) can always connect and
+// be ranked; if it then overflows the inactive set, the lowest-priority
+// waiting client is disconnected. With a single inactive slot nothing can be
+// kept free (the pool reads 0 as unlimited) and newcomers wait for the
+// waiting client's allowance to run out.
+func (c Config) PoolMaxInactive() int {
+	if n := c.InactiveSlots(); n >= 2 {
+		return int(n - 1)
+	}
+	return 1
 }
 
 // ExpirationTCs returns the time constants in whole seconds, as the pool takes them.

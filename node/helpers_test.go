@@ -77,7 +77,15 @@ func dialClient(t *testing.T, n *testNode) (*testClient, error) {
 	return dialClientTimeout(t, n, netTimeout)
 }
 
-func dialClientTimeout(t *testing.T, n *testNode, timeout time.Duration) (*testClient, error) {
+// clientServer is a client's p2p server with the vfx client side on it.
+type clientServer struct {
+	*p2p.Server
+	peers *protocol.ClientPeers
+}
+
+// newClientKey starts a client p2p server (its node ID is known before it
+// connects, so a test can fund it first).
+func newClientKey(t *testing.T) (*clientServer, error) {
 	t.Helper()
 	peers := protocol.NewClientPeers()
 	srv := p2ptest.StartServer(t, p2ptest.ServerConfig{
@@ -85,6 +93,25 @@ func dialClientTimeout(t *testing.T, n *testNode, timeout time.Duration) (*testC
 		NoDiscovery: true,
 		NoListen:    true,
 	})
+	return &clientServer{Server: srv, peers: peers}, nil
+}
+
+func dialWith(t *testing.T, n *testNode, cs *clientServer) *testClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), netTimeout)
+	defer cancel()
+	cl, err := cs.peers.Dial(ctx, cs.Server, n.stack.Server().Self())
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(cl.Close)
+	return &testClient{srv: cs.Server, cl: cl}
+}
+
+func dialClientTimeout(t *testing.T, n *testNode, timeout time.Duration) (*testClient, error) {
+	t.Helper()
+	cs, _ := newClientKey(t)
+	peers, srv := cs.peers, cs.Server
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cl, err := peers.Dial(ctx, srv, n.stack.Server().Self())

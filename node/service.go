@@ -62,7 +62,7 @@ func New(stack *gethnode.Node, cfg Config) (*Service, error) {
 	}
 	pool := clientpool.NewClientPool(db, cfg.MinCap, cfg.ConnectedBias, clock, func() bool { return true })
 	pool.SetLimits(cfg.MaxClients, cfg.TotalCapacity())
-	pool.SetMaxInactive(int(cfg.InactiveSlots()))
+	pool.SetMaxInactive(cfg.PoolMaxInactive())
 	pool.SetDefaultFactors(cfg.PosPrices.PoolFactors(), cfg.NegPrices.PoolFactors())
 	pool.SetExpirationTCs(cfg.ExpirationTCs())
 

@@ -22,7 +22,7 @@ func TestNodeFillsThePoolToMaxClientsOverRLPx(t *testing.T) {
 		t.Fatalf("MaxPeers = %d, want maxclients + maxinactive = 5", got)
 	}
 	var clients []*testClient
-	for i := 0; i < 5; i++ {
+	for i := 0; i < 4; i++ {
 		clients = append(clients, mustDial(t, n))
 	}
 	for _, c := range clients[:3] {
@@ -32,22 +32,75 @@ func TestNodeFillsThePoolToMaxClientsOverRLPx(t *testing.T) {
 		t.Errorf("Active() = (%d, %d), want (3, %d)", count, capacity, 3*cfg.MinCap)
 	}
 	// The server registers a client just after the client sees the handshake.
-	eventually(t, "two waiting clients", func() bool { return n.svc.Pool().Inactive() == 2 })
-	for _, c := range clients[3:] {
-		if c.cl.Capacity() != 0 {
-			t.Errorf("a waiting client has capacity %d", c.cl.Capacity())
+	eventually(t, "one waiting client", func() bool { return n.svc.Pool().Inactive() == 1 })
+	if c := clients[3]; c.cl.Capacity() != 0 {
+		t.Errorf("the fourth client has capacity %d with 3 slots taken", c.cl.Capacity())
+	}
+
+	// A fifth free client still finds a peer slot (one is kept free), and the
+	// lowest-priority waiting client is disconnected to keep it free.
+	// Both have the same (zero) priority: either may go, the newcomer even
+	// right after its handshake.
+	fifth, err := dialClient(t, n)
+	var reason error
+	if err != nil {
+		reason = err
+	} else {
+		reason = waitOneDisconnect(t, []*testClient{clients[3], fifth}).cl.DisconnectReason()
+	}
+	if !errors.Is(reason, p2p.DiscTooManyPeers) {
+		t.Errorf("a waiting client was dropped with %v, want %v", reason, p2p.DiscTooManyPeers)
+	}
+	eventually(t, "one waiting client after the eviction", func() bool { return n.svc.Pool().Inactive() == 1 })
+
+	// A paid client arriving at the full node takes an active slot.
+	paid, err := newClientKey(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := n.api.AddBalance(context.Background(), paid.Self().ID().String(), big.NewInt(1e15)); err != nil {
+		t.Fatal(err)
+	}
+	pc := dialWith(t, n, paid)
+	waitCapacity(t, pc, cfg.MinCap)
+	if count, _ := n.svc.Pool().Active(); count != 3 {
+		t.Errorf("%d active clients after the paid one arrived, want maxclients 3", count)
+	}
+	// One of the first three free clients made room (its update may still be
+	// on the wire).
+	eventually(t, "two of the first three free clients keeping capacity", func() bool {
+		var stillActive int
+		for _, c := range clients[:3] {
+			if c.cl.Capacity() > 0 {
+				stillActive++
+			}
 		}
+		return stillActive == 2
+	})
+	if got := n.stack.Server().PeerCount(); got > 5 {
+		t.Errorf("p2p PeerCount() = %d, above MaxPeers 5", got)
 	}
-	// Every peer slot is taken: the p2p server refuses a sixth client before
-	// the vfx handshake (the client keeps redialing until its context ends).
-	if c6, err := dialClientTimeout(t, n, 2*time.Second); err == nil {
-		t.Fatalf("a sixth client connected with capacity %d; the node has 5 slots", c6.cl.Capacity())
-	}
-	if got := n.stack.Server().PeerCount(); got != 5 {
-		t.Errorf("p2p PeerCount() = %d, want 5", got)
-	}
-	if got := n.svc.PeerCount(); got != 5 {
-		t.Errorf("vfx PeerCount() = %d, want 5", got)
+}
+
+// waitOneDisconnect waits until one of the clients is disconnected and
+// returns it.
+func waitOneDisconnect(t *testing.T, clients []*testClient) *testClient {
+	t.Helper()
+	timeout := time.After(netTimeout)
+	for {
+		for _, c := range clients {
+			select {
+			case <-c.cl.Done():
+				return c
+			default:
+			}
+		}
+		select {
+		case <-clients[0].cl.Done():
+		case <-clients[len(clients)-1].cl.Done():
+		case <-timeout:
+			t.Fatal("no waiting client was disconnected")
+		}
 	}
 }
 

@@ -1,0 +1,370 @@
+package node
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ethereum/go-ethereum/crypto"
+	gethnode "github.com/ethereum/go-ethereum/node"
+	"github.com/ethereum/go-ethereum/p2p"
+	"github.com/ethereum/go-ethereum/p2p/enode"
+	"github.com/vflux-net/vflux/clientpool"
+	"github.com/vflux-net/vflux/protocol"
+	"github.com/vflux-net/vflux/vflux"
+)
+
+// DevnetConfig configures a local demo network: one server and Clients
+// clients on loopback in one process.
+type DevnetConfig struct {
+	Clients    int           // clients in total
+	Paid       int           // how many of them get PaidTokens at start
+	PaidTokens *big.Int      // balance given to each paid client
+	PaidCap    uint64        // capacity paid clients ask for (0 = 2*mincap)
+	Server     Config        // the server's vflux config (Serve is implied)
+	Duration   time.Duration // 0 = until ctx ends
+	Progress   time.Duration // progress line interval
+	Table      time.Duration // client table interval
+	Redial     time.Duration // how long a disconnected client waits before dialing again
+	IPCPath    string        // IPC endpoint of the server ("" = none)
+}
+
+// DefaultDevnetConfig is a small, lively network: 8 clients (2 paid) for 4
+// slots, with a short bias and allowance so turns change every few seconds.
+func DefaultDevnetConfig() DevnetConfig {
+	srv := DefaultConfig()
+	srv.MaxClients = 4
+	srv.MaxInactive = 2
+	srv.ConnectedBias = 5 * time.Second
+	srv.InactiveAllowance = 15 * time.Second
+	return DevnetConfig{
+		Clients:    8,
+		Paid:       2,
+		PaidTokens: big.NewInt(1e8),
+		Server:     srv,
+		Progress:   time.Second,
+		Table:      5 * time.Second,
+		Redial:     2 * time.Second,
+		IPCPath:    filepath.Join(os.TempDir(), "vflux-devnet.ipc"),
+	}
+}
+
+func (c DevnetConfig) validate() error {
+	switch {
+	case c.Clients < 1 || c.Clients > 200:
+		return fmt.Errorf("%w: devnet clients must be 1 to 200, got %d", ErrInvalidConfig, c.Clients)
+	case c.Paid < 0 || c.Paid > c.Clients:
+		return fmt.Errorf("%w: paid clients must be 0 to %d, got %d", ErrInvalidConfig, c.Clients, c.Paid)
+	case c.PaidTokens == nil || c.PaidTokens.Sign() < 0 || !c.PaidTokens.IsInt64():
+		return fmt.Errorf("%w: paid tokens must be 0 to 2^63-1", ErrInvalidConfig)
+	case c.Progress <= 0 || c.Table <= 0 || c.Redial <= 0:
+		return fmt.Errorf("%w: devnet intervals must be positive", ErrInvalidConfig)
+	case c.Duration < 0:
+		return fmt.Errorf("%w: negative duration", ErrInvalidConfig)
+	}
+	return c.Server.Validate()
+}
+
+// devClient is one simulated client. It gets a fresh p2p.Server for every
+// connection: go-ethereum's dialer will not redial a node within 35 s of the
+// last attempt, which would freeze the demo.
+type devClient struct {
+	name string
+	paid bool
+	key  *ecdsa.PrivateKey
+	id   enode.ID
+}
+
+// Devnet is a running demo network.
+type Devnet struct {
+	cfg     DevnetConfig
+	out     io.Writer
+	stack   *gethnode.Node
+	svc     *Service
+	clients []*devClient
+	byID    map[enode.ID]*devClient
+	start   time.Time
+
+	outMu sync.Mutex // serialises writes to out
+}
+
+// RunDevnet starts the network, prints the pool's state to out as it
+// changes until ctx ends or cfg.Duration passes, then shuts everything down.
+func RunDevnet(ctx context.Context, cfg DevnetConfig, out io.Writer) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	if cfg.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
+		defer cancel()
+	}
+	d := &Devnet{cfg: cfg, out: out, byID: make(map[enode.ID]*devClient), start: time.Now()}
+	if err := d.startServer(); err != nil {
+		return err
+	}
+	defer d.stack.Close()
+	if err := d.makeClients(); err != nil {
+		return err
+	}
+	if err := d.fund(); err != nil {
+		return err
+	}
+	self := d.stack.Server().Self()
+	d.printf("devnet: 1 server, %d clients (%d paid with %s tokens each), room for %d active, %d waiting\n",
+		cfg.Clients, cfg.Paid, cfg.PaidTokens, cfg.Server.MaxClients, cfg.Server.InactiveSlots())
+	d.printf("server  %s\n", self.String())
+	if ep := d.stack.IPCEndpoint(); ep != "" {
+		d.printf("rpc     %s   (try: vflux clients --rpc %s)\n", ep, ep)
+	}
+	d.printf("query   vflux query %s\n\n", self.URLv4())
+
+	var wg sync.WaitGroup
+	for _, c := range d.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.runClient(ctx, c)
+		}()
+	}
+	d.watch(ctx)
+	wg.Wait()
+	d.printTable()
+	d.printf("devnet stopped after %v\n", time.Since(d.start).Round(time.Second))
+	return nil
+}
+
+func (d *Devnet) startServer() error {
+	scfg := d.cfg.Server
+	scfg.Serve = true
+	gc := &gethnode.Config{
+		Name:    "vflux-devnet",
+		IPCPath: d.cfg.IPCPath,
+		P2P: p2p.Config{
+			ListenAddr:  "127.0.0.1:0",
+			DiscoveryV5: true,
+		},
+	}
+	ConfigureP2P(&gc.P2P, scfg, false)
+	stack, err := gethnode.New(gc)
+	if err != nil {
+		return fmt.Errorf("devnet server: %w", err)
+	}
+	svc, err := New(stack, scfg)
+	if err != nil {
+		stack.Close()
+		return err
+	}
+	if err := stack.Start(); err != nil {
+		svc.Stop()
+		return fmt.Errorf("devnet server: %w", err)
+	}
+	d.stack, d.svc = stack, svc
+	return nil
+}
+
+func (d *Devnet) makeClients() error {
+	for i := 0; i < d.cfg.Clients; i++ {
+		key, err := crypto.GenerateKey()
+		if err != nil {
+			return err
+		}
+		c := &devClient{
+			name: fmt.Sprintf("client-%d", i+1),
+			paid: i < d.cfg.Paid,
+			key:  key,
+			id:   enode.PubkeyToIDV4(&key.PublicKey),
+		}
+		d.clients = append(d.clients, c)
+		d.byID[c.id] = c
+	}
+	return nil
+}
+
+// connect starts a client p2p server for one connection and dials the devnet
+// server through it. The caller stops the returned p2p.Server.
+func (d *Devnet) connect(ctx context.Context, c *devClient) (*p2p.Server, *protocol.Client, error) {
+	peers := protocol.NewClientPeers()
+	srv := &p2p.Server{Config: p2p.Config{
+		PrivateKey:  c.key,
+		MaxPeers:    1,
+		NoDiscovery: true,
+		Name:        "vflux-devnet-" + c.name,
+		Protocols:   []p2p.Protocol{peers.Protocol()},
+	}}
+	if err := srv.Start(); err != nil {
+		return nil, nil, fmt.Errorf("devnet %s: %w", c.name, err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	cl, err := peers.Dial(dctx, srv, d.stack.Server().Self())
+	if err != nil {
+		srv.Stop()
+		return nil, nil, err
+	}
+	return srv, cl, nil
+}
+
+// fund gives every paid client its tokens through the RPC API's code path.
+func (d *Devnet) fund() error {
+	api := &API{s: d.svc}
+	for _, c := range d.clients {
+		if c.paid && d.cfg.PaidTokens.Sign() > 0 {
+			if _, err := api.AddBalance(c.id.String(), d.cfg.PaidTokens); err != nil {
+				return fmt.Errorf("fund %s: %w", c.name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// runClient keeps one client connected: dial, ask for more capacity when
+// paid, wait for the disconnect, wait Redial, repeat.
+func (d *Devnet) runClient(ctx context.Context, c *devClient) {
+	for ctx.Err() == nil {
+		srv, cl, err := d.connect(ctx, c)
+		if err == nil {
+			if c.paid {
+				want := d.cfg.PaidCap
+				if want == 0 {
+					want = 2 * d.cfg.Server.MinCap
+				}
+				rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+				reply, err := cl.RequestCapacity(rctx, want, 0)
+				rcancel()
+				if err == nil {
+					d.printf("%s  %s asked for capacity %d: granted %d (code %d %s)\n", d.stamp(), c.name, want, reply.Capacity, reply.Code, reply.Msg)
+				}
+			}
+			select {
+			case <-cl.Done():
+				srv.Stop()
+			case <-ctx.Done():
+				cl.Close()
+				<-cl.Done()
+				srv.Stop()
+				return
+			}
+		}
+		select {
+		case <-time.After(d.cfg.Redial):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// watch prints pool events as they happen, a progress line every Progress
+// and the client table every Table, until ctx ends.
+func (d *Devnet) watch(ctx context.Context) {
+	events := make(chan clientpool.Event, eventBuffer)
+	sub := d.svc.Pool().SubscribeEvents(events)
+	defer sub.Unsubscribe()
+	progress := time.NewTicker(d.cfg.Progress)
+	defer progress.Stop()
+	table := time.NewTicker(d.cfg.Table)
+	defer table.Stop()
+	var nevents int
+	for {
+		select {
+		case ev := <-events:
+			nevents++
+			d.printEvent(ev)
+		case <-progress.C:
+			d.printProgress(nevents)
+		case <-table.C:
+			d.printTable()
+		case <-ctx.Done():
+			return
+		case err := <-sub.Err():
+			if err != nil && !errors.Is(err, context.Canceled) {
+				d.printf("event subscription ended: %v\n", err)
+			}
+			return
+		}
+	}
+}
+
+func (d *Devnet) stamp() string {
+	return fmt.Sprintf("[%6.1fs]", time.Since(d.start).Seconds())
+}
+
+func (d *Devnet) printf(format string, args ...interface{}) {
+	d.outMu.Lock()
+	defer d.outMu.Unlock()
+	fmt.Fprintf(d.out, format, args...)
+}
+
+func (d *Devnet) name(id enode.ID) string {
+	if c := d.byID[id]; c != nil {
+		if c.paid {
+			return c.name + " (paid)"
+		}
+		return c.name
+	}
+	return id.TerminalString()
+}
+
+func (d *Devnet) printEvent(ev clientpool.Event) {
+	what := eventNames[ev.Type]
+	switch ev.Type {
+	case clientpool.EventActivated, clientpool.EventCapacityChanged:
+		what = fmt.Sprintf("%s, capacity %d", what, ev.Capacity)
+	}
+	d.printf("%s  %-18s %s\n", d.stamp(), d.name(ev.ID), what)
+}
+
+func (d *Devnet) printProgress(nevents int) {
+	pool := d.svc.Pool()
+	count, capacity := pool.Active()
+	maxCount, maxCap := pool.Limits()
+	d.printf("%s  -- active %d/%d, capacity %d/%d, waiting %d, tokens held %d, %d events\n",
+		d.stamp(), count, maxCount, capacity, maxCap, pool.Inactive(), pool.TotalTokenAmount(), nevents)
+}
+
+// printTable prints every client's state and balances.
+func (d *Devnet) printTable() {
+	connected := make(map[enode.ID]connectedClient)
+	for _, c := range d.svc.clients.snapshot() {
+		connected[c.node.ID()] = c
+	}
+	d.outMu.Lock()
+	defer d.outMu.Unlock()
+	tw := tabwriter.NewWriter(d.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "%s\tclient\tstate\tcapacity\tbalance\tnegative balance\n", d.stamp())
+	clients := append([]*devClient(nil), d.clients...)
+	sort.Slice(clients, func(i, j int) bool { return clients[i].name < clients[j].name })
+	for _, c := range clients {
+		state, capacity := "offline", uint64(0)
+		var pos, neg uint64
+		if cc, ok := connected[c.id]; ok {
+			state, capacity = "waiting", cc.capacity
+			if capacity > 0 {
+				state = "active"
+			}
+			pos, neg = cc.balance.GetBalance()
+		} else {
+			d.svc.Pool().BalanceOperation(c.id, vflux.FreeClientID(c.id, net.IPv4(127, 0, 0, 1)), func(op clientpool.AtomicBalanceOperator) {
+				pos, neg = op.GetBalance()
+			})
+		}
+		name := c.name
+		if c.paid {
+			name += " (paid)"
+		}
+		fmt.Fprintf(tw, "\t%s\t%s\t%d\t%d\t%d\n", name, state, capacity, pos, neg)
+	}
+	tw.Flush()
+	fmt.Fprintln(d.out, strings.Repeat("-", 60))
+}
