@@ -106,13 +106,15 @@ func NewHandler(cfg Config) *Handler {
 }
 
 // Protocol returns the capability to put into the p2p server's Protocols. Its
-// ENR attribute "vfx" = [version] marks the node as a vflux server.
+// ENR attribute "vfx" = [version] marks the node as a vflux server; its node
+// info (admin_nodeInfo) is the Handshake the server sends.
 func (h *Handler) Protocol() p2p.Protocol {
 	return p2p.Protocol{
 		Name:       Name,
 		Version:    Version,
 		Length:     Length,
 		Run:        h.run,
+		NodeInfo:   func() interface{} { hs := h.hs; return &hs },
 		Attributes: []enr.Entry{enrEntry{Version: Version}},
 	}
 }

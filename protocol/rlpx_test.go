@@ -251,6 +251,9 @@ func TestTheServerRecordCarriesTheVfxEntry(t *testing.T) {
 	if e.Version != Version {
 		t.Fatalf("%q entry says version %d", params.ENRKey, e.Version)
 	}
+	if info, ok := s.srv.NodeInfo().Protocols[Name].(*Handshake); !ok || *info != s.h.Handshake() {
+		t.Fatalf("node info %+v, want the server's Handshake", s.srv.NodeInfo().Protocols[Name])
+	}
 }
 
 func TestOverRLPxStopDisconnectsEveryClientWithQuitting(t *testing.T) {
