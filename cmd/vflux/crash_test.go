@@ -177,6 +177,9 @@ func testChurnSurvivesSIGKILL(t *testing.T, bin string) {
 		}
 		p.kill()
 		elapsed := time.Since(started)
+		if os.Getenv("VFLUX_CRASH_DEBUG") != "" {
+			t.Logf("node log:\n%s", p.log.tail(40))
+		}
 		cancel()
 		wg.Wait()
 		if err := <-topUpErr; err != nil {
