@@ -19,4 +19,24 @@
 // The pool's callbacks (UpdateCapacity, Disconnect) never block: they record a
 // coalesced update or close a channel, and the peer loop sends. The loop
 // unregisters its client on every exit path and returns a bare p2p.DiscReason.
+//
+// # Debugging: why was my connection dropped?
+//
+// The server ends a client's connection with one of these reasons (a client
+// sees it as Client.DisconnectReason):
+//
+//   - DiscReadTimeout: no Handshake within HandshakeTimeout (5 s).
+//   - DiscProtocolError: another protocol version, a message over 64 KiB, an
+//     unknown code, a server->client message sent by the client, a second
+//     Handshake, or a payload that does not decode.
+//   - DiscUselessPeer: a server met a server (or a client a client), or the
+//     client collected params.MaxBusyStrikes consecutive Busy replies because
+//     it ignored the metering constants of the Handshake.
+//   - DiscTooManyPeers: the pool evicted the client (a higher-priority client
+//     needed its slot) or its inactive allowance ran out while it waited for
+//     capacity. go-ethereum's own peer limit (MaxPeers) refuses clients with the
+//     same reason before the protocol starts.
+//   - DiscAlreadyConnected: the pool already has a client with this node ID.
+//   - DiscQuitting: the node is stopping (Handler.Stop).
+//   - DiscNetworkError: the connection broke.
 package protocol

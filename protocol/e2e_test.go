@@ -434,3 +434,32 @@ func waitPoolEvent(t testing.TB, events <-chan clientpool.Event, typ clientpool.
 		}
 	}
 }
+
+func TestOnTheRealClockBusyWaitIsEnoughForTheRetry(t *testing.T) {
+	n := startRealNode(t, realNodeConfig{poolClock: new(mclock.Simulated), meterClock: mclock.System{}, maxCount: 10,
+		maxCap: 10 * testMinCap, allowance: time.Minute, pos: defaultFactors, neg: defaultFactors})
+	cl := startVfxClient(t).dial(t, n.vfxServer)
+	waitUpdate(t, cl)
+	ctx, cancel := context.WithTimeout(context.Background(), netTimeout)
+	defer cancel()
+	reqs := cqBatch(t)
+	for i := 0; ; i++ {
+		_, err := cl.Vflux(ctx, reqs)
+		var be *BusyError
+		if errors.As(err, &be) {
+			// Honouring the advertised wait (the behaviour under test, not a
+			// synchronisation) is enough for the retry to be served.
+			<-time.After(be.Wait)
+			if _, err := cl.Vflux(ctx, reqs); err != nil {
+				t.Fatalf("retry after the %v wait: %v", be.Wait, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > 100000 {
+			t.Fatal("never busy")
+		}
+	}
+}
