@@ -23,6 +23,7 @@ type BusyError struct {
 	Wait time.Duration
 }
 
+// Error implements error.
 func (e *BusyError) Error() string { return fmt.Sprintf("vfx server busy: retry in %v", e.Wait) }
 
 // Errors of the client side.
