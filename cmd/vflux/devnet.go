@@ -53,4 +53,3 @@ func quietLogs(ctx *cli.Context) {
 		setLogVerbosity(os.Stderr, 2, false)
 	}
 }
-

@@ -100,7 +100,9 @@ func printQueryResult(w io.Writer, server string, res *vfnode.QueryResult) {
 
 // describeFactors renders "info" factors, which travel in thousandths of a token.
 func describeFactors(f [3]uint64) string {
-	milli := func(v uint64) string { return new(big.Float).Quo(new(big.Float).SetUint64(v), big.NewFloat(1000)).Text('g', 6) }
+	milli := func(v uint64) string {
+		return new(big.Float).Quo(new(big.Float).SetUint64(v), big.NewFloat(1000)).Text('g', 6)
+	}
 	return fmt.Sprintf("%s tokens/s connected, %s tokens/s per 1e6 capacity, %s tokens per request cost unit",
 		milli(f[0]), milli(f[1]), milli(f[2]))
 }
