@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common/mclock"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/p2p/discover/v5wire"
 	"github.com/ethereum/go-ethereum/p2p/enode"
 	"github.com/vflux-net/vflux/params"
 )
@@ -137,6 +139,63 @@ func BenchmarkDecodeBatch(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if _, ok := decodeBatch(batch); !ok {
 			b.Fatal("bad batch")
+		}
+	}
+}
+
+// BenchmarkDiscv5DecodeReference decodes an ordinary discv5 message packet
+// (header unmasking, session lookup, AES-GCM) with go-ethereum's codec, as the
+// yardstick for the limiter's overhead: measured in the same run, on the same
+// (possibly busy) machine.
+func BenchmarkDiscv5DecodeReference(b *testing.B) {
+	newCodec := func() (*v5wire.Codec, *enode.LocalNode) {
+		key, _ := crypto.GenerateKey()
+		db, _ := enode.OpenDB("")
+		b.Cleanup(db.Close)
+		ln := enode.NewLocalNode(db, key)
+		ln.SetStaticIP(net.IP{127, 0, 0, 1})
+		return v5wire.NewCodec(ln, key, mclock.System{}, nil), ln
+	}
+	a, lnA := newCodec()
+	c, lnC := newCodec()
+	idA, idC := lnA.ID(), lnC.ID()
+	const addrA, addrC = "127.0.0.1:30301", "127.0.0.1:30302"
+
+	// Handshake: an unknown packet, a challenge, the handshake, then a session.
+	enc, _, err := a.Encode(idC, addrC, &v5wire.Ping{ReqID: []byte{1}}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, _, p, _ := c.Decode(enc, addrA)
+	unknown, ok := p.(*v5wire.Unknown)
+	if !ok {
+		b.Fatalf("got %T, want Unknown", p)
+	}
+	challenge := &v5wire.Whoareyou{Nonce: unknown.Nonce}
+	if enc, _, err = c.Encode(idA, addrA, challenge, nil); err != nil {
+		b.Fatal(err)
+	}
+	_, _, p, err = a.Decode(enc, addrC)
+	way, ok := p.(*v5wire.Whoareyou)
+	if err != nil || !ok {
+		b.Fatalf("got %T, %v", p, err)
+	}
+	way.Node = lnC.Node()
+	if enc, _, err = a.Encode(idC, addrC, &v5wire.Ping{ReqID: []byte{2}}, way); err != nil {
+		b.Fatal(err)
+	}
+	if _, _, p, err = c.Decode(enc, addrA); err != nil {
+		b.Fatalf("handshake: %T, %v", p, err)
+	}
+	talk := &v5wire.TalkRequest{ReqID: []byte{3}, Protocol: "vfx", Message: mustHex("d0cf836c657382637187c681b4c3c28080")}
+	if enc, _, err = a.Encode(idC, addrC, talk, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, _, p, err := c.Decode(enc, addrA); err != nil {
+			b.Fatalf("%T, %v", p, err)
 		}
 	}
 }

@@ -94,7 +94,7 @@ func (l *limiter) release() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.sched.done()
-	if !l.stopped {
+	if !l.stopped && l.sched.waiting > 0 {
 		l.dispatch(l.clock.Now())
 	}
 }

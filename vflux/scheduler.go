@@ -53,7 +53,7 @@ const (
 	// the last 16k-32k distinct groups' time counts as established.
 	knownGroupsPerGeneration = 1 << 14
 	// maxRetainedPerParent bounds how many idle IDs (per group) or groups (per
-	// class) are remembered for their debt; the smallest debts are forgotten first.
+	// class) are remembered for their debt; the oldest are forgotten first.
 	maxRetainedPerParent = 1024
 	// maxFreeNodes bounds the forgotten nodes kept for reuse, per level.
 	maxFreeNodes = 1024
@@ -130,13 +130,17 @@ type fnode struct {
 	penalised bool   // dropped from since it was last served
 	seq       uint64 // activation order; breaks ties
 
-	tagIdx, loadIdx, idleIdx int // indices in the parent's heaps
+	tagIdx, loadIdx int    // indices in the parent's heaps; -1 when idle
+	retainStamp     uint64 // matches its entry in the parent's retained list; 0 if none
 
 	// Children (root, classes and groups).
 	vclock uint64   // largest start tag served among the children
 	byTag  flowHeap // waiting children, least vtime first
 	byLoad flowHeap // waiting children, most queued cost first
-	idle   flowHeap // idle children kept for their debt, least vtime first
+	// retained lists the idle children kept for their debt, oldest first from
+	// retainHead; entries whose stamp no longer matches the child are stale.
+	retained   []retainRef
+	retainHead int
 
 	gkey groupKey   // group and ID nodes
 	id   enode.ID   // ID nodes
@@ -168,14 +172,12 @@ func (n *fnode) load() uint64 {
 
 func tagIndex(n *fnode) *int  { return &n.tagIdx }
 func loadIndex(n *fnode) *int { return &n.loadIdx }
-func idleIndex(n *fnode) *int { return &n.idleIdx }
 
 func newNode(level int, parent *fnode) *fnode {
-	n := &fnode{level: level, parent: parent, tagIdx: -1, loadIdx: -1, idleIdx: -1}
+	n := &fnode{level: level, parent: parent, tagIdx: -1, loadIdx: -1}
 	if level != levelID {
 		n.byTag = flowHeap{less: tagLess, index: tagIndex}
 		n.byLoad = flowHeap{less: loadLess, index: loadIndex}
-		n.idle = flowHeap{less: tagLess, index: idleIndex}
 	}
 	return n
 }
@@ -194,9 +196,9 @@ func (s *scheduler) alloc(level int, parent *fnode) *fnode {
 	(*free)[k-1] = nil
 	*free = (*free)[:k-1]
 	// Keep the slices' memory; everything else starts afresh.
-	reqs, byTag, byLoad, idle := n.reqs[:0], n.byTag, n.byLoad, n.idle
-	*n = fnode{level: level, parent: parent, tagIdx: -1, loadIdx: -1, idleIdx: -1,
-		reqs: reqs, byTag: byTag, byLoad: byLoad, idle: idle}
+	reqs, byTag, byLoad, retained := n.reqs[:0], n.byTag, n.byLoad, n.retained[:0]
+	*n = fnode{level: level, parent: parent, tagIdx: -1, loadIdx: -1,
+		reqs: reqs, byTag: byTag, byLoad: byLoad, retained: retained}
 	return n
 }
 
@@ -460,7 +462,7 @@ func (s *scheduler) addQueued(n *fnode, cost uint64) {
 // activate puts x, which just started waiting, into its parent's heaps.
 func (s *scheduler) activate(x *fnode) {
 	p := x.parent
-	p.idle.remove(x)
+	x.retainStamp = 0 // its retained entry, if any, is now stale
 	if x.vtime < p.vclock {
 		x.vtime = p.vclock
 	}
@@ -521,37 +523,75 @@ func (s *scheduler) settle(x *fnode) {
 	}
 }
 
-// retain remembers the idle node x for its debt, forgetting the smallest debts
-// when its parent remembers too many.
+// retainRef is an entry of a retained list.
+type retainRef struct {
+	n     *fnode
+	stamp uint64
+}
+
+func (r retainRef) valid() bool { return r.n.retainStamp == r.stamp }
+
+// retain remembers the idle node x for its debt, forgetting the oldest when its
+// parent remembers too many.
 func (s *scheduler) retain(x *fnode) {
 	p := x.parent
-	p.idle.push(x)
-	for p.idle.len() > s.maxRetained {
-		s.forget(p.idle.top())
+	if p.retainHead > 0 && len(p.retained) == cap(p.retained) {
+		k := copy(p.retained, p.retained[p.retainHead:])
+		clear(p.retained[k:])
+		p.retained, p.retainHead = p.retained[:k], 0
+	}
+	x.retainStamp = s.nextSeq()
+	p.retained = append(p.retained, retainRef{x, x.retainStamp})
+	for len(p.retained)-p.retainHead > s.maxRetained {
+		if r := p.popRetained(); r.valid() {
+			s.forget(r.n)
+		}
 	}
 }
 
-// expireDebts forgets idle children of p whose debt the clock has passed.
+// popRetained removes the oldest entry of the retained list.
+func (p *fnode) popRetained() retainRef {
+	r := p.retained[p.retainHead]
+	p.retained[p.retainHead] = retainRef{}
+	p.retainHead++
+	if p.retainHead == len(p.retained) {
+		p.retained, p.retainHead = p.retained[:0], 0
+	}
+	return r
+}
+
+// expireDebts forgets the oldest idle children of p while the clock has passed
+// their debt. (A child whose debt expired behind a younger debt stays a while;
+// it behaves exactly as a forgotten one would.)
 func (s *scheduler) expireDebts(p *fnode) {
-	for t := p.idle.top(); t != nil && t.vtime <= p.vclock; t = p.idle.top() {
-		s.forget(p.idle.pop())
+	for p.retainHead < len(p.retained) {
+		r := p.retained[p.retainHead]
+		if r.valid() && r.n.vtime > p.vclock {
+			return
+		}
+		p.popRetained()
+		if r.valid() {
+			s.forget(r.n)
+		}
 	}
 }
 
 // forget deletes an idle group or ID node (and a group's remembered IDs),
 // keeping their penalties aside.
 func (s *scheduler) forget(x *fnode) {
-	x.parent.idle.remove(x)
+	x.retainStamp = 0
 	switch x.level {
 	case levelID:
 		s.forgetID(x)
 	case levelGroup:
-		for _, c := range x.idle.items {
-			c.idleIdx = -1
-			s.forgetID(c)
+		for _, r := range x.retained[x.retainHead:] {
+			if r.valid() {
+				r.n.retainStamp = 0
+				s.forgetID(r.n)
+			}
 		}
-		clear(x.idle.items)
-		x.idle.items = x.idle.items[:0]
+		clear(x.retained)
+		x.retained, x.retainHead = x.retained[:0], 0
 		delete(s.groups, x.gkey)
 		if len(s.freeGroups) < maxFreeNodes {
 			s.freeGroups = append(s.freeGroups, x)
@@ -614,7 +654,7 @@ func (s *scheduler) migrate(g *fnode) {
 		s.addQueued(g, q)
 		return
 	}
-	from.idle.remove(g)
+	g.retainStamp = 0 // stale in the old class's list
 	g.parent = to
 	g.vtime = to.vclock + debt
 	if debt > 0 {

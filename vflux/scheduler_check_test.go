@@ -14,7 +14,7 @@ import (
 
 // check verifies the scheduler's structural invariants: queued costs add up,
 // every node is either waiting (in its parent's tag and load heaps) or idle and
-// remembered (in its parent's idle heap), heaps are ordered and indexed, and
+// remembered (in its parent's retained list), heaps are ordered and indexed, and
 // the waiting count matches the queues.
 func (s *scheduler) check() error {
 	waiting := 0
@@ -58,7 +58,7 @@ func (s *scheduler) check() error {
 		if err := checkPlacement(g); err != nil {
 			return fmt.Errorf("group %x: %w", key, err)
 		}
-		for _, h := range []*flowHeap{&g.byTag, &g.byLoad, &g.idle} {
+		for _, h := range []*flowHeap{&g.byTag, &g.byLoad} {
 			if err := h.check(); err != nil {
 				return fmt.Errorf("group %x: %w", key, err)
 			}
@@ -72,7 +72,7 @@ func (s *scheduler) check() error {
 		if (c.queued > 0) != (c.tagIdx >= 0) || (c.queued > 0) != (c.loadIdx >= 0) {
 			return fmt.Errorf("class %d: queued %d but heap indices %d/%d", i, c.queued, c.tagIdx, c.loadIdx)
 		}
-		for _, h := range []*flowHeap{&c.byTag, &c.byLoad, &c.idle} {
+		for _, h := range []*flowHeap{&c.byTag, &c.byLoad} {
 			if err := h.check(); err != nil {
 				return fmt.Errorf("class %d: %w", i, err)
 			}
@@ -94,7 +94,7 @@ func (s *scheduler) check() error {
 func checkPlacement(n *fnode) error {
 	p := n.parent
 	if n.queued > 0 {
-		if n.tagIdx < 0 || p.byTag.items[n.tagIdx] != n || n.loadIdx < 0 || p.byLoad.items[n.loadIdx] != n || n.idleIdx >= 0 {
+		if n.tagIdx < 0 || p.byTag.items[n.tagIdx] != n || n.loadIdx < 0 || p.byLoad.items[n.loadIdx] != n || n.retainStamp != 0 {
 			return fmt.Errorf("waiting but not in its parent's heaps")
 		}
 		return nil
@@ -102,11 +102,17 @@ func checkPlacement(n *fnode) error {
 	if n.tagIdx >= 0 || n.loadIdx >= 0 {
 		return fmt.Errorf("idle but in its parent's waiting heaps")
 	}
-	if n.idleIdx < 0 || p.idle.items[n.idleIdx] != n {
-		return fmt.Errorf("idle and not remembered, yet in the tree")
+	entries := 0
+	for _, r := range p.retained[p.retainHead:] {
+		if r.n == n && r.valid() {
+			entries++
+		}
 	}
-	if n.vtime <= p.vclock {
-		return fmt.Errorf("remembered without debt (vtime %d, clock %d)", n.vtime, p.vclock)
+	if n.retainStamp == 0 || entries != 1 {
+		return fmt.Errorf("idle and not remembered once (%d entries), yet in the tree", entries)
+	}
+	if len(p.retained)-p.retainHead > maxRetainedPerParent {
+		return fmt.Errorf("%d remembered children", len(p.retained)-p.retainHead)
 	}
 	return nil
 }
