@@ -36,7 +36,9 @@ type realNodeConfig struct {
 	maxCap     uint64
 	allowance  time.Duration
 	maxPeers   int // p2p slots; 0: maxCount + maxInactive (= maxCount), as SPEC 6 item 5
-	pos, neg   clientpool.PriceFactors
+	// handshakeTimeout of the Handler; 0: the default.
+	handshakeTimeout time.Duration
+	pos, neg         clientpool.PriceFactors
 }
 
 func startRealNode(t testing.TB, cfg realNodeConfig) *realNode {
@@ -56,6 +58,7 @@ func startRealNode(t testing.TB, cfg realNodeConfig) *realNode {
 	pool.SetDefaultFactors(cfg.pos, cfg.neg)
 	return startRealNodeWith(t, pool, Config{
 		MinCap: testMinCap, InactiveAllowance: cfg.allowance, Clock: cfg.meterClock,
+		HandshakeTimeout: cfg.handshakeTimeout,
 	}, cfg.maxPeers)
 }
 

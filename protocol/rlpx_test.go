@@ -9,6 +9,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/p2p"
 	"github.com/ethereum/go-ethereum/p2p/enode"
+	"github.com/vflux-net/vflux/clientpool"
 	"github.com/vflux-net/vflux/p2ptest"
 	"github.com/vflux-net/vflux/params"
 )
@@ -126,44 +127,53 @@ func sendBytes(rw p2p.MsgWriter, code uint64, b []byte) error {
 func TestOverRLPxBadClientsEndWithTheRightReasonAndNoRegistration(t *testing.T) {
 	hello := func(rw p2p.MsgReadWriter) error { return p2p.Send(rw, HandshakeMsg, &Handshake{Version: Version}) }
 	tests := []struct {
-		name   string
-		script func(rw p2p.MsgReadWriter) error
-		want   p2p.DiscReason
+		name      string
+		script    func(rw p2p.MsgReadWriter) error
+		want      p2p.DiscReason
+		registers bool // gets past the handshake
 	}{
-		{"a client that never says hello times out", func(rw p2p.MsgReadWriter) error { return nil }, p2p.DiscReadTimeout},
+		{"a client that never says hello times out", func(rw p2p.MsgReadWriter) error { return nil }, p2p.DiscReadTimeout, false},
 		{"a client of another version is a protocol error", func(rw p2p.MsgReadWriter) error {
 			return p2p.Send(rw, HandshakeMsg, &Handshake{Version: 7})
-		}, p2p.DiscProtocolError},
+		}, p2p.DiscProtocolError, false},
 		{"garbage bytes are a protocol error", func(rw p2p.MsgReadWriter) error {
 			return sendBytes(rw, HandshakeMsg, []byte("\xff\xfe garbage \x00\x01"))
-		}, p2p.DiscProtocolError},
+		}, p2p.DiscProtocolError, false},
 		{"an oversize message is a protocol error", func(rw p2p.MsgReadWriter) error {
 			if err := hello(rw); err != nil {
 				return err
 			}
 			return sendBytes(rw, VfluxRequestMsg, make([]byte, MaxMessageSize+1))
-		}, p2p.DiscProtocolError},
+		}, p2p.DiscProtocolError, true},
 		{"an unknown code is a protocol error", func(rw p2p.MsgReadWriter) error {
 			if err := hello(rw); err != nil {
 				return err
 			}
 			return p2p.Send(rw, Length-1, uint(1))
-		}, p2p.DiscProtocolError},
+		}, p2p.DiscProtocolError, true},
 		{"a server message from a client is a protocol error", func(rw p2p.MsgReadWriter) error {
 			if err := hello(rw); err != nil {
 				return err
 			}
 			return p2p.Send(rw, BusyMsg, &Busy{})
-		}, p2p.DiscProtocolError},
+		}, p2p.DiscProtocolError, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			pool := newFakePool(testMinCap, 10)
-			s := startVfxServer(t, Config{Pool: pool, MinCap: testMinCap, HandshakeTimeout: 300 * time.Millisecond}, 10)
-			id := startRawClient(t, s, tt.script)
-			s.watcher.ExpectDrop(id, tt.want, netTimeout)
-			if pool.count() != 0 || s.h.PeerCount() != 0 {
-				t.Fatalf("after the drop: %d registered, %d peer loops", pool.count(), s.h.PeerCount())
+			n := startRealNode(t, realNodeConfig{maxCount: 10, maxCap: 10 * testMinCap, allowance: time.Minute,
+				handshakeTimeout: 300 * time.Millisecond, pos: defaultFactors, neg: defaultFactors})
+			events := make(chan clientpool.Event, 10)
+			sub := n.pool.SubscribeEvents(events)
+			defer sub.Unsubscribe()
+			id := startRawClient(t, n.vfxServer, tt.script)
+			n.watcher.ExpectDrop(id, tt.want, netTimeout)
+			if count, _ := n.pool.Active(); count != 0 || n.pool.Inactive() != 0 || n.h.PeerCount() != 0 {
+				t.Fatalf("after the drop: %d active, %d inactive, %d peer loops", count, n.pool.Inactive(), n.h.PeerCount())
+			}
+			// A client that got past the handshake was registered and unregistered.
+			if tt.registers {
+				waitPoolEvent(t, events, clientpool.EventConnected, id)
+				waitPoolEvent(t, events, clientpool.EventDisconnected, id)
 			}
 		})
 	}
