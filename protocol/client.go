@@ -62,6 +62,9 @@ func (c *ClientPeers) Protocol() p2p.Protocol {
 // ctx ends first the dial is abandoned. The server registers the client right
 // after the handshake, so Dial may return just before that: wait for Updates
 // (an active client gets one at once) or for the pool's events when it matters.
+// Note that go-ethereum does not dial a node again within 35 s of its last
+// dial (its dial history): a second Dial of the same server from the same
+// p2p.Server within that time waits that long (or until ctx ends).
 func (c *ClientPeers) Dial(ctx context.Context, srv *p2p.Server, n *enode.Node) (*Client, error) {
 	cl := newClient(c, srv, n)
 	c.mu.Lock()
