@@ -267,3 +267,47 @@ func TestSchedulerDropsAndPenalties(t *testing.T) {
 		t.Fatalf("served %d of the 4 waiting requests", len(served))
 	}
 }
+
+// FuzzScheduler interprets its input as a sequence of scheduler operations
+// (arrive, serve, finish, give up, advance the clock) on a small scheduler and
+// checks the invariants after each one.
+func FuzzScheduler(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 0, 3, 4, 1, 0, 0, 9, 9, 2, 3, 1})
+	f.Add([]byte("\x00\x10\x20\x00\x11\x21\x00\x12\x22\x01\x02\x03\x04\x05"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 4096 {
+			return
+		}
+		clock := &mclock.Simulated{}
+		s := newScheduler(1000, 24, 12)
+		s.maxRetained, s.knownPerGen = 3, 5
+		var live []*request
+		for i := 0; i+2 < len(data); i += 3 {
+			op, a, b := data[i]%5, data[i+1], data[i+2]
+			now := clock.Now()
+			switch op {
+			case 0:
+				r := &request{id: enode.ID{a % 8}, group: groupKeyOf(net.IPv4(10, 0, 0, b%6)),
+					cost: uint64(1 + a%16), deadline: now.Add(time.Duration(b) * time.Millisecond)}
+				if !s.tryStart(now, r.group, r.cost) {
+					s.enqueue(r)
+					live = append(live, r)
+				}
+			case 1:
+				s.next(now)
+			case 2:
+				s.done()
+			case 3:
+				if len(live) > 0 {
+					s.remove(live[int(a)%len(live)])
+				}
+			case 4:
+				clock.Run(time.Duration(a) * time.Millisecond)
+			}
+			s.dropped = s.dropped[:0]
+			if err := s.check(); err != nil {
+				t.Fatalf("op %d (%d): %v", i/3, op, err)
+			}
+		}
+	})
+}
