@@ -34,7 +34,7 @@ func ParseServerNode(s string) (*enode.Node, error) {
 		return nil, fmt.Errorf("%w: %v", ErrBadNode, err)
 	}
 	if _, ok := n.UDPEndpoint(); !ok {
-		return nil, fmt.Errorf("%w: %s has no IP and UDP port", ErrBadNode, n.ID().TerminalString())
+		return nil, fmt.Errorf("%w: %s has no IP and UDP port: it answers no capacity queries (discovery off?)", ErrBadNode, n.ID().TerminalString())
 	}
 	return n, nil
 }

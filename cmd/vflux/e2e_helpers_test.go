@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/p2p"
+	"github.com/ethereum/go-ethereum/p2p/enode"
+	"github.com/vflux-net/vflux/p2ptest"
+	"github.com/vflux-net/vflux/protocol"
+)
+
+// e2eBin is the vflux binary TestMain builds once for the process tests.
+var e2eBin string
+
+// e2eTimeout bounds every wait on a process (start, log line, exit).
+const e2eTimeout = 60 * time.Second
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vflux-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: temp dir:", err)
+		os.Exit(1)
+	}
+	e2eBin = filepath.Join(dir, "vflux")
+	build := exec.Command("go", "build", "-o", e2eBin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/vflux: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// e2eDir returns a short temporary directory (IPC socket paths are limited
+// to about 100 bytes, and t.TempDir paths can be longer).
+func e2eDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "vfe2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// lineWatcher collects a process's output and wakes waiters on every write.
+type lineWatcher struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{}
+}
+
+func newLineWatcher() *lineWatcher { return &lineWatcher{changed: make(chan struct{})} }
+
+func (w *lineWatcher) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(b)
+	close(w.changed)
+	w.changed = make(chan struct{})
+	return len(b), nil
+}
+
+func (w *lineWatcher) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// wait waits until the output matches re and returns the first group (or
+// the whole match when re has none).
+func (w *lineWatcher) wait(t *testing.T, re *regexp.Regexp, exited <-chan struct{}) string {
+	t.Helper()
+	deadline := time.After(e2eTimeout)
+	for {
+		w.mu.Lock()
+		m := re.FindStringSubmatch(w.buf.String())
+		changed := w.changed
+		w.mu.Unlock()
+		if m != nil {
+			if len(m) > 1 {
+				return m[1]
+			}
+			return m[0]
+		}
+		select {
+		case <-changed:
+		case <-exited:
+			t.Fatalf("process exited before printing %q:\n%s", re, w.String())
+		case <-deadline:
+			t.Fatalf("no output matching %q within %v:\n%s", re, e2eTimeout, w.String())
+		}
+	}
+}
+
+// e2eNode is a running `vflux` node process.
+type e2eNode struct {
+	cmd     *exec.Cmd
+	out     *lineWatcher
+	exited  chan struct{}
+	exitErr error
+	datadir string
+	enr     string
+	enode   string
+}
+
+var (
+	enrRe   = regexp.MustCompile(`vflux node started\s+enr=(enr:\S+)`)
+	enodeRe = regexp.MustCompile(`enode="?(enode://[0-9a-f]+@[0-9.]+:\d+(\?discport=\d+)?)"?`)
+)
+
+// startE2ENode runs the binary as a node on 127.0.0.1 with a random port and
+// the given datadir, and waits until it logged its ENR. It is killed at
+// cleanup if still running.
+func startE2ENode(t *testing.T, datadir string, args ...string) *e2eNode {
+	t.Helper()
+	full := append([]string{"--datadir", datadir, "--port", "0", "--addr", "127.0.0.1"}, args...)
+	n := &e2eNode{out: newLineWatcher(), exited: make(chan struct{}), datadir: datadir}
+	n.cmd = exec.Command(e2eBin, full...)
+	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		n.exitErr = n.cmd.Wait()
+		close(n.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-n.exited:
+		default:
+			n.cmd.Process.Kill()
+			<-n.exited
+		}
+		if t.Failed() {
+			t.Logf("node output:\n%s", n.out.String())
+		}
+	})
+	n.enr = n.out.wait(t, enrRe, n.exited)
+	n.enode = n.out.wait(t, enodeRe, n.exited)
+	return n
+}
+
+// interrupt sends SIGINT and waits for a clean exit.
+func (n *e2eNode) interrupt(t *testing.T) {
+	t.Helper()
+	if err := n.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-n.exited:
+		if n.exitErr != nil {
+			t.Fatalf("node exited with %v after SIGINT:\n%s", n.exitErr, n.out.String())
+		}
+	case <-time.After(e2eTimeout):
+		t.Fatalf("node did not exit within %v of SIGINT", e2eTimeout)
+	}
+}
+
+func (n *e2eNode) running() bool {
+	select {
+	case <-n.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// runVflux runs a vflux subcommand and returns stdout, stderr and the error.
+func runVflux(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, e2eBin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+// connectE2EClient connects a protocol.Client to the node process.
+func connectE2EClient(t *testing.T, nodeURL string) *protocol.Client {
+	t.Helper()
+	server, err := enode.Parse(enode.ValidSchemes, nodeURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peers := protocol.NewClientPeers()
+	srv := p2ptest.StartServer(t, p2ptest.ServerConfig{
+		Protocols: []p2p.Protocol{peers.Protocol()}, NoDiscovery: true, NoListen: true,
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+	cl, err := peers.Dial(ctx, srv, server)
+	if err != nil {
+		t.Fatalf("protocol client dial: %v", err)
+	}
+	t.Cleanup(cl.Close)
+	deadline := time.After(e2eTimeout)
+	for cl.Capacity() == 0 {
+		select {
+		case <-cl.Updates():
+		case <-cl.Done():
+			t.Fatalf("client disconnected: %v", cl.DisconnectReason())
+		case <-deadline:
+			t.Fatal("client got no capacity")
+		}
+	}
+	return cl
+}
