@@ -132,6 +132,47 @@ func BenchmarkSchedulerBacklog(b *testing.B) {
 	}
 }
 
+// BenchmarkSchedulerFloodArrival: the cost of one more request arriving at a
+// full queue (MaxQueuedCost of 128, all waiting): it is queued and the biggest
+// offender's newest request dropped. This is what each request of a flood costs.
+func BenchmarkSchedulerFloodArrival(b *testing.B) {
+	for _, n := range []int{1, 100, 10000} {
+		ids, ips := benchSenders(n)
+		keys := make([]groupKey, n)
+		for i := range keys {
+			keys[i] = groupKeyOf(ips[i])
+		}
+		b.Run(fmt.Sprintf("senders=%d", n), func(b *testing.B) {
+			s := newScheduler(0, 128, params.MaxWaiters)
+			s.tryStart(0, groupKey{}, 1) // the service stays busy: everyone queues
+			free := make([]*request, 0, 130)
+			for i := 0; i < 130; i++ {
+				free = append(free, new(request))
+			}
+			arrive := func(k int) {
+				r := free[len(free)-1]
+				free = free[:len(free)-1]
+				*r = request{id: ids[k], group: keys[k], cost: 1, deadline: mclock.AbsTime(1 << 62)}
+				s.enqueue(r)
+				free = append(free, s.dropped...)
+				clear(s.dropped)
+				s.dropped = s.dropped[:0]
+			}
+			for i := 0; i < 128; i++ {
+				arrive(i % n)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				arrive((i + 128) % n)
+			}
+			if s.waiting != 128 {
+				b.Fatalf("%d waiting", s.waiting)
+			}
+		})
+	}
+}
+
 // BenchmarkDecodeBatch: decoding a one-request batch (for comparison).
 func BenchmarkDecodeBatch(b *testing.B) {
 	batch := mustHex("d0cf836c657382637187c681b4c3c28080")

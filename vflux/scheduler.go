@@ -217,9 +217,12 @@ func (n *fnode) push(r *request) {
 
 // removeReq takes r out of the ID queue.
 func (n *fnode) removeReq(r *request) {
-	if n.reqs[n.head] == r {
+	if last := len(n.reqs) - 1; n.reqs[n.head] == r {
 		n.reqs[n.head] = nil
 		n.head++
+	} else if n.reqs[last] == r {
+		n.reqs[last] = nil
+		n.reqs = n.reqs[:last]
 	} else {
 		for i := n.head + 1; i < len(n.reqs); i++ {
 			if n.reqs[i] == r {
