@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs every fuzz target in the repository for a fixed time each.
+#
+#   ./scripts/fuzz.sh [fuzztime]     e.g. ./scripts/fuzz.sh 5s   (default 5s)
+#
+# Targets are found with `go test -list` in every package whose test files
+# declare a Fuzz function, so a new target is picked up without editing this
+# script. A failing input is written by the go command under the package's
+# testdata/fuzz/<Target>/ directory (commit it as a regression seed) and the
+# script exits non-zero after running the remaining targets.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fuzztime="${1:-5s}"
+case "$fuzztime" in
+  *[0-9]s|*[0-9]m|*[0-9]h|*[0-9]x) ;;
+  *) echo "usage: $0 [fuzztime]  (a duration like 5s or 1m, or a count like 1000x)" >&2; exit 2 ;;
+esac
+
+start=$(date +%s)
+failed=()
+ran=0
+for pkg in $(go list ./...); do
+  dir=$(go list -f '{{.Dir}}' "$pkg")
+  # Cheap filter first: only packages with a Fuzz function in a test file get
+  # their test binary built for listing.
+  if ! grep -qsE '^func Fuzz[A-Za-z0-9_]*\(' "$dir"/*_test.go; then
+    continue
+  fi
+  for target in $(go test -list '^Fuzz' "$pkg" | grep -E '^Fuzz'); do
+    echo "--- fuzz $pkg $target ($fuzztime)"
+    ran=$((ran + 1))
+    if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg"; then
+      failed+=("$pkg $target")
+    fi
+  done
+done
+
+echo "--- fuzz: $ran targets in $(( $(date +%s) - start ))s"
+if [ "$ran" -eq 0 ]; then
+  echo "no fuzz targets found" >&2
+  exit 1
+fi
+if [ "${#failed[@]}" -gt 0 ]; then
+  printf 'FAILED: %s\n' "${failed[@]}" >&2
+  exit 1
+fi
