@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -44,7 +45,7 @@ var (
 
 	listenAddrFlag = &cli.StringFlag{Name: "addr", Usage: "Listening IP for TCP and UDP (empty = all interfaces)", Category: catP2P}
 	portFlag       = &cli.IntFlag{Name: "port", Usage: "Network listening port, TCP and UDP (0 = pick a free one)", Value: params.DefaultP2PPort, Category: catP2P}
-	discPortFlag   = &cli.IntFlag{Name: "discovery.port", Usage: "UDP port for discovery if it differs from --port", Value: params.DefaultP2PPort, Category: catP2P}
+	discPortFlag   = &cli.IntFlag{Name: "discovery.port", Usage: "UDP port for discovery if it differs from --port (default: same as --port)", Category: catP2P}
 	natFlag        = &cli.StringFlag{Name: "nat", Usage: "NAT port mapping (any|none|upnp|pmp|extip:<IP>); default none", Category: catP2P}
 	bootnodesFlag  = &cli.StringFlag{Name: "bootnodes", Usage: "Comma separated enode URLs or ENRs for discovery bootstrap (default none)", Category: catP2P}
 	nodeKeyFlag    = &cli.StringFlag{Name: "nodekey", Usage: "P2P node key file", Category: catP2P}
@@ -63,7 +64,7 @@ var (
 	minCapFlag      = &cli.Uint64Flag{Name: "vflux.mincap", Usage: "Capacity of every active client at least", Value: params.DefaultMinCap, Category: catVflux}
 	biasFlag        = &cli.DurationFlag{Name: "vflux.bias", Usage: "Connected bias: how long an incumbent is protected from newcomers", Value: params.DefaultConnectedBias, Category: catVflux}
 	inactiveFlag    = &cli.DurationFlag{Name: "vflux.inactive", Usage: "How long a free client may wait without capacity", Value: params.DefaultInactiveAllowance, Category: catVflux}
-	maxInactiveFlag = &cli.Uint64Flag{Name: "vflux.maxinactive", Usage: "Maximum number of waiting clients (0 = maxclients)", Category: catVflux}
+	maxInactiveFlag = &cli.Uint64Flag{Name: "vflux.maxinactive", Usage: "Peer slots for clients waiting without capacity, one kept free for newcomers (0 = maxclients)", Category: catVflux}
 
 	priceTimeFlag        = priceFlag("vflux.price.time", "Price of connection time, tokens per second", params.DefaultTimeFactor)
 	priceCapacityFlag    = priceFlag("vflux.price.capacity", "Price of capacity, tokens per second per 1,000,000 capacity", params.DefaultCapacityFactor)
@@ -108,7 +109,8 @@ func flagTable(flags []cli.Flag) string {
 		if def == "" {
 			def = df.GetValue()
 		}
-		out += fmt.Sprintf("| `--%s` | %s | %s |\n", f.Names()[0], def, df.GetUsage())
+		usage := strings.ReplaceAll(df.GetUsage(), "|", "\\|")
+		out += fmt.Sprintf("| `--%s` | %s | %s |\n", f.Names()[0], def, usage)
 	}
 	return out
 }
