@@ -13,7 +13,10 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/metrics"
 	"github.com/ethereum/go-ethereum/metrics/prometheus"
+	gethnode "github.com/ethereum/go-ethereum/node"
+	"github.com/ethereum/go-ethereum/p2p"
 	"github.com/ethereum/go-ethereum/p2p/enode"
+	"github.com/ethereum/go-ethereum/rpc"
 )
 
 func TestAPIRejectsBadArgumentsWithClearErrors(t *testing.T) {
@@ -241,5 +244,52 @@ func TestMetricsFollowThePoolOnThePrometheusHandler(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("Prometheus output lacks %q", want)
 		}
+	}
+}
+
+func TestHTTPServesTheVfluxAPIOnlyWhenListed(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		modules []string
+		want    bool
+	}{
+		{"vflux not listed", []string{"web3"}, false},
+		{"vflux listed", []string{"web3", "vflux"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(2)
+			cfg.Serve = true
+			stack, err := gethnode.New(&gethnode.Config{
+				Name: "vflux", HTTPHost: "127.0.0.1", HTTPPort: 0, HTTPModules: tt.modules,
+				P2P: p2p.Config{ListenAddr: "127.0.0.1:0", NoDiscovery: true},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stack.Close()
+			if _, err := New(stack, cfg); err != nil {
+				t.Fatal(err)
+			}
+			if err := stack.Start(); err != nil {
+				t.Fatal(err)
+			}
+			c, err := rpc.Dial(stack.HTTPEndpoint())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			var info ServerInfo
+			err = c.Call(&info, "vflux_serverInfo")
+			if tt.want && (err != nil || info.MaxCount != 2) {
+				t.Errorf("vflux_serverInfo over HTTP = %+v, %v; want it served", info, err)
+			}
+			if !tt.want && err == nil {
+				t.Error("vflux_serverInfo is served over HTTP without being listed")
+			}
+			// IPC and in-process always serve it.
+			if _, err := NewRPCClient(stack.Attach()).ServerInfo(context.Background()); err != nil {
+				t.Errorf("in-process RPC: %v", err)
+			}
+		})
 	}
 }
