@@ -175,14 +175,21 @@ func (p *ClientPool) onTimer(c *client, gen uint64) {
 	if !p.stopped && gen == c.timerGen && c.active {
 		c.timer = nil
 		now := p.clock.Now()
-		if c.settle(now) {
+		wasLowest := c.activeIx == 0
+		lost := c.settle(now)
+		if lost {
 			p.lostPriority(c, now, &acts)
 		}
 		if c.active {
 			p.rekey(c, now)
 		}
 		p.curveChanged = true
-		p.tryActivate(now, &acts)
+		// A waiting client can only replace the lowest-ranked active client;
+		// when c neither was nor is it, the lowest one's own timer will let
+		// waiting clients compete.
+		if lost || wasLowest || !c.active || c.activeIx == 0 {
+			p.tryActivate(now, &acts)
+		}
 		p.finish(now, &acts)
 	}
 	p.mu.Unlock()
