@@ -228,3 +228,22 @@ func TestCapacityCurveRebuildRule(t *testing.T) {
 		t.Fatalf("curve not rebuilt after a 2%% change: %d, want 979", got)
 	}
 }
+
+func TestCapacityQueryCountsTheAskersOwnAllocationAsFree(t *testing.T) {
+	clock := &mclock.Simulated{}
+	pool := newTestPool(t, nil, clock, 10, 100)
+	x, free := newPeer(1, time.Hour), newPeer(2, time.Hour)
+	addBalance(pool, x.node.ID(), 1e15)
+	pool.Register(x)
+	pool.Register(free)
+	if got, _ := pool.SetCapacity(x.node, 50, 0, false); got != 50 {
+		t.Fatalf("setup: x got %d", got)
+	}
+	// 49 units are free, x holds 50 and out-ranks the free client's 1.
+	if got := capQuery(t, pool, x.node.ID(), x.freeID, 0, 0); !reflect.DeepEqual(got, vflux.CapacityQueryReply{100}) {
+		t.Fatalf("connected client's cq answered %v, want [100]", got)
+	}
+	if got, err := pool.SetCapacity(x.node, 100, 0, true); err != nil || got != 100 {
+		t.Fatalf("SetCapacity(100) = %d, %v after cq answered 100", got, err)
+	}
+}

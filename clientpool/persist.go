@@ -193,14 +193,18 @@ type balanceOp struct {
 	negChanged bool
 }
 
+// GetBalance returns the current balances.
 func (op *balanceOp) GetBalance() (pos, neg uint64) {
 	return op.pos.Value(op.p.posExp.at(op.now)), op.neg.value.Value(op.p.negExp.at(op.now))
 }
 
+// GetRawBalance returns the balances as expiring values.
 func (op *balanceOp) GetRawBalance() (pos, neg ExpiredValue) {
 	return *op.pos, op.neg.value
 }
 
+// GetPriceFactors returns the client's factors, or the pool's defaults for a
+// client that is not connected.
 func (op *balanceOp) GetPriceFactors() (pos, neg PriceFactors) {
 	return op.posF, op.negF
 }
