@@ -32,6 +32,9 @@ var (
 // ServerConfig configures a Server. Zero values select the defaults.
 type ServerConfig struct {
 	// Clock drives the limiter's rate and wait bounds; nil means mclock.System.
+	// With mclock.Simulated, a batch that has to wait (the service is busy or the
+	// rate is spent) waits until the clock is Run: tests that do not drive the
+	// clock should leave Rate at 0 or use the system clock.
 	Clock mclock.Clock
 	// Rate is the global rate of served requests per second (a batch of n
 	// requests counts n); 0, a negative number or NaN means unlimited.
