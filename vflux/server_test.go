@@ -354,3 +354,51 @@ func TestServeTalkReplyBudget(t *testing.T) {
 		}
 	})
 }
+
+// TestStopUnderLoad stops a server while many goroutines are waiting in its
+// limiter: every call returns, none is answered after Stop returned.
+func TestStopUnderLoad(t *testing.T) {
+	s := NewServer(ServerConfig{Rate: 500, MaxWait: time.Minute, MaxQueuedCost: 1 << 20})
+	s.Register(echoService{}, "echo", "")
+	batch := encodeBatch(t, Requests{{Service: "echo", Name: "x"}})
+	var (
+		wg         sync.WaitGroup
+		stopped    atomic.Bool
+		lateAnswer atomic.Bool
+		served     = make(chan struct{}, 1)
+	)
+	for c := 0; c < 64; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				wasStopped := stopped.Load()
+				if s.ServeTalk(enode.ID{byte(c)}, net.IPv4(10, 0, byte(c%5), 1), batch) != nil {
+					if wasStopped {
+						lateAnswer.Store(true)
+					}
+					select {
+					case served <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}(c)
+	}
+	<-served // the server is busy serving
+	s.Stop()
+	stopped.Store(true)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("callers still blocked after Stop")
+	}
+	if lateAnswer.Load() {
+		t.Fatal("a call started after Stop returned was answered")
+	}
+	if s.limiter.waiting() != 0 {
+		t.Fatal("requests still waiting after Stop")
+	}
+}
