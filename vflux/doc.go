@@ -17,7 +17,8 @@
 //   - wire.go: the wire types and their helpers (Requests.Add, Replies.Get, IntOrInf).
 //   - server.go: Server, its entry points and the TALKREQ reply budget.
 //   - limiter.go: the blocking limiter used by the Server (one batch served at a time).
-//   - scheduler.go, flowheap.go: the deterministic scheduling core of the limiter.
+//   - scheduler.go: the deterministic scheduling core of the limiter (rules, API, rate);
+//     schedtree.go and flowheap.go: its tree of queues and their heaps.
 //
 // # Which entry point a transport calls
 //
