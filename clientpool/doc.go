@@ -30,8 +30,8 @@
 //     bound of the client's priority over the next params.PriorityHorizon. Each
 //     active client has one threshold timer (mclock AfterFunc, re-armed on
 //     every re-key) that fires when its positive balance runs out or its
-//     priority falls to its key; the timer re-keys the client and lets waiting
-//     clients compete with it.
+//     priority falls to its key; the timer re-keys the client and, when it is
+//     (or was) the lowest-ranked active client, lets waiting clients compete.
 //   - inactiveBest / inactiveLow: two indexed heaps over the inactive clients,
 //     best first (activation order) and worst first (SetMaxInactive), ordered
 //     by an expiration-independent log key of their balances.
