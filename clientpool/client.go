@@ -69,6 +69,7 @@ type client struct {
 	disconnected bool // told to Disconnect: out of the active and inactive sets
 	active       bool
 	capacity     uint64
+	told         uint64         // capacity last reported to the peer (guarded by the pool lock)
 	lastSettle   mclock.AbsTime // time cost settled up to here while active
 	activeTime   time.Duration  // total time active, for the average request rate
 	reqCost      float64        // total request cost served

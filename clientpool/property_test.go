@@ -82,6 +82,17 @@ type poolModel struct {
 	steps    int
 	history  []string // the last operations, for failure messages
 	vlog     violationLog
+	seen     coverage
+}
+
+// coverage counts what a run exercised, so a test can insist that its random
+// operations reached the interesting states (a pool that never activated
+// anybody would satisfy every invariant).
+type coverage struct {
+	activations, deactivations, disconnects, reentrant int
+	raises, partialGrants, noPriority, decreases       int
+	cqAnswered, cqNonZero, corruptAnswered             int
+	addBalance, setBalance, balanceErrors, timeSteps   int
 }
 
 func newPoolModel(t testing.TB, minCap uint64) *poolModel {
@@ -203,6 +214,7 @@ func (m *poolModel) step(c chooser) {
 		d := modelSteps[c.intn(len(modelSteps))]
 		m.logf("clock.Run(%v)", d)
 		m.clock.Run(d)
+		m.seen.timeSteps++
 	case 18:
 		m.opRequestServed(c)
 	case 19:
@@ -220,14 +232,28 @@ func (m *poolModel) opRegister(c chooser) {
 	p.log = &m.vlog
 	reentrant := c.intn(2) == 0
 	if reentrant {
-		p.onDisconnect = func(p *testPeer) { unregister(m.pool, p); delete(m.live, p) }
-	} else {
-		p.onDisconnect = func(p *testPeer) { m.deferred = append(m.deferred, p) }
-	}
-	p.onUpdate = func(p *testPeer, u capUpdate) {
-		if u.cap == 0 {
-			m.inSince[p] = m.clock.Now()
+		p.onDisconnect = func(p *testPeer) {
+			m.seen.disconnects++
+			m.seen.reentrant++
+			unregister(m.pool, p)
+			delete(m.live, p)
 		}
+	} else {
+		p.onDisconnect = func(p *testPeer) {
+			m.seen.disconnects++
+			m.deferred = append(m.deferred, p)
+		}
+	}
+	var last uint64
+	p.onUpdate = func(p *testPeer, u capUpdate) {
+		switch {
+		case u.cap == 0:
+			m.inSince[p] = m.clock.Now()
+			m.seen.deactivations++
+		case last == 0:
+			m.seen.activations++
+		}
+		last = u.cap
 	}
 	m.logf("Register(%x, free %q, allowance %v, reentrant %v)", id[28:], p.freeID, p.allowance, reentrant)
 	m.peers = append(m.peers, p)
@@ -341,8 +367,29 @@ func (m *poolModel) opSetDefaultFactors(c chooser) {
 	m.pool.SetDefaultFactors(pos, neg)
 }
 
+// randomPaidLive picks a live peer with a positive balance, if there is one.
+func (m *poolModel) randomPaidLive(c chooser) *testPeer {
+	var paid []*testPeer
+	for _, p := range m.livePeers() {
+		if b := p.Balance(); b != nil && !p.Disconnected() {
+			if pos, _ := b.GetBalance(); pos > 0 {
+				paid = append(paid, p)
+			}
+		}
+	}
+	if len(paid) == 0 {
+		return nil
+	}
+	return paid[c.intn(len(paid))]
+}
+
 func (m *poolModel) opSetCapacity(c chooser) {
 	p := m.randomLive(c)
+	if c.intn(2) == 0 {
+		if paid := m.randomPaidLive(c); paid != nil {
+			p = paid
+		}
+	}
 	if p == nil {
 		return
 	}
@@ -372,10 +419,12 @@ func (m *poolModel) opSetCapacity(c chooser) {
 			m.failf("SetCapacity of an inactive client = %d, %v; want 0, nil", got, err)
 		}
 	case target <= cur:
+		m.seen.decreases++
 		if got != target || err != nil {
 			m.failf("decrease from %d to %d returned %d, %v; a decrease always succeeds", cur, target, got, err)
 		}
 	case pos == 0:
+		m.seen.noPriority++
 		if !errors.Is(err, clientpool.ErrNoPriority) {
 			m.failf("raise from %d to %d without a positive balance returned %d, %v; want ErrNoPriority", cur, target, got, err)
 		}
@@ -385,6 +434,11 @@ func (m *poolModel) opSetCapacity(c chooser) {
 	default:
 		if err != nil || got < cur || got > target {
 			m.failf("raise from %d to %d returned %d, %v; want a grant in [%d, %d] and nil", cur, target, got, err, cur, target)
+		}
+		if got == target {
+			m.seen.raises++
+		} else {
+			m.seen.partialGrants++
 		}
 	}
 	if err == nil && !disconnected && cur != 0 {
@@ -410,6 +464,7 @@ func (m *poolModel) opBalance(c chooser) {
 		if amount > 0 {
 			m.everPaid[id] = true
 		}
+		m.seen.addBalance++
 		var (
 			before, after uint64
 			old, new      uint64
@@ -424,6 +479,7 @@ func (m *poolModel) opBalance(c chooser) {
 		want := float64(before) + float64(amount)
 		switch {
 		case err != nil:
+			m.seen.balanceErrors++
 			if after != before {
 				m.failf("failed AddBalance changed the balance from %d to %d", before, after)
 			}
@@ -447,6 +503,7 @@ func (m *poolModel) opBalance(c chooser) {
 	if pos > 0 {
 		m.everPaid[id] = true
 	}
+	m.seen.setBalance++
 	var (
 		bpos, bneg, apos, aneg uint64
 		err                    error
@@ -464,6 +521,7 @@ func (m *poolModel) opBalance(c chooser) {
 	case !wantErr && err != nil:
 		m.failf("SetBalance(%d, %d) with free ID %q: %v", pos, neg, freeID, err)
 	case err != nil:
+		m.seen.balanceErrors++
 		if apos != bpos || aneg != bneg {
 			m.failf("failed SetBalance changed the balance from (%d, %d) to (%d, %d)", bpos, bneg, apos, aneg)
 		}
@@ -501,6 +559,10 @@ func (m *poolModel) opCapQuery(c chooser) {
 	m.logf("cq(%x, bias %d, %v) = %v", id[28:], bias, amounts, reply)
 	if len(reply) != n {
 		m.failf("cq with %d amounts answered %d capacities", n, len(reply))
+	}
+	m.seen.cqAnswered++
+	if reply[n-1] != 0 {
+		m.seen.cqNonZero++
 	}
 	_, maxCap := m.pool.Limits()
 	pos, _ := getBalance(m.pool, id, freeID)
@@ -545,6 +607,9 @@ func (m *poolModel) opCorruptQuery(c chooser) {
 	var dec vflux.CapacityQueryReply
 	if reply != nil && rlp.DecodeBytes(reply, &dec) != nil {
 		m.failf("cq answered undecodable bytes %x", reply)
+	}
+	if len(reply) > 0 {
+		m.seen.corruptAnswered++
 	}
 }
 
@@ -623,7 +688,8 @@ func (m *poolModel) checkInvariants() {
 		toldCount++
 	}
 	if toldCount != count || told != capacity {
-		m.failf("Active() = (%d, %d) but peers were told %d clients with total capacity %d", count, capacity, toldCount, told)
+		m.failf("Active() = (%d, %d) but peers were told %d clients with total capacity %d\npeers:\n  %s",
+			count, capacity, toldCount, told, strings.Join(m.describePeers(), "\n  "))
 	}
 	if in := m.pool.Inactive(); uint64(in) != waiting {
 		m.failf("Inactive() = %d but %d registered, not disconnected peers have capacity 0", in, waiting)
@@ -631,6 +697,20 @@ func (m *poolModel) checkInvariants() {
 	if v := m.vlog.all(); len(v) > 0 {
 		m.failf("callback contract broken:\n  %s", strings.Join(v, "\n  "))
 	}
+}
+
+// describePeers lists the live peers and what they were told, for failure messages.
+func (m *poolModel) describePeers() []string {
+	var lines []string
+	for _, p := range m.livePeers() {
+		u := p.Updates()
+		if len(u) > 4 {
+			u = u[len(u)-4:]
+		}
+		lines = append(lines, fmt.Sprintf("%x free %q cap %d disconnected %v last updates %v",
+			p.node.ID().Bytes()[28:], p.freeID, p.Capacity(), p.Disconnected(), u))
+	}
+	return lines
 }
 
 // finish stops the pool and checks that a stopped pool refuses registrations.
@@ -657,10 +737,10 @@ func TestPoolInvariantsHoldUnderRandomOperations(t *testing.T) {
 		minCap uint64
 		steps  int
 	}{
-		{"with minCap 1 the invariants hold after every step", 1, 1, 4000},
-		{"with minCap 100 the invariants hold after every step", 2, 100, 4000},
-		{"with minCap 1000 the invariants hold after every step", 3, 1000, 4000},
-		{"with another seed the invariants hold after every step", 4, 10, 4000},
+		{"with minCap 1 the invariants hold after every step", 1, 1, 5000},
+		{"with minCap 100 the invariants hold after every step", 2, 100, 5000},
+		{"with minCap 1000 the invariants hold after every step", 3, 1000, 5000},
+		{"with minCap 10 and another seed the invariants hold after every step", 4, 10, 5000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -670,6 +750,74 @@ func TestPoolInvariantsHoldUnderRandomOperations(t *testing.T) {
 				m.step(c)
 			}
 			m.finish()
+			t.Logf("exercised: %+v", m.seen)
+			// The random operations must reach the states the invariants are
+			// about; each of these happens hundreds of times in a normal run.
+			for name, n := range map[string]int{
+				"activations": m.seen.activations, "deactivations": m.seen.deactivations,
+				"disconnects": m.seen.disconnects, "re-entrant unregisters": m.seen.reentrant,
+				"granted raises": m.seen.raises, "partial grants": m.seen.partialGrants,
+				"refused raises": m.seen.noPriority, "decreases": m.seen.decreases,
+				"non-zero capacity answers": m.seen.cqNonZero, "balance errors": m.seen.balanceErrors,
+			} {
+				if n < 10 {
+					t.Errorf("only %d %s in %d steps: the random operations no longer exercise the pool", n, name, tt.steps)
+				}
+			}
 		})
+	}
+}
+
+// Regression test for a bug the property test found (seed 4): a peer callback
+// that calls back into the pool (Unregister from Disconnect) had its nested
+// callbacks delivered ahead of the rest of the outer batch, so a client the
+// nested call re-activated was then told the outer batch's stale capacity 0:
+// the peer believed it was inactive while the pool counted it active.
+func TestReentrantUnregisterLeavesNoStaleCapacity(t *testing.T) {
+	pool, _ := newSimPool(t, memorydb.New(), 10, 0)
+	pool.SetLimits(10, 120)
+	var vlog violationLog
+	peer := func(i int, allowance time.Duration) *testPeer {
+		p := newTestPeer(testID(i), fmt.Sprintf("10.0.0.%d", i), allowance, nil)
+		p.log = &vlog
+		return p
+	}
+	paidQ, freeY, freeX, paidP := peer(1, time.Hour), peer(2, 0), peer(3, time.Hour), peer(4, time.Hour)
+	freeY.onDisconnect = func(p *testPeer) { unregister(pool, p) } // re-entrant
+	addBalance(t, pool, paidQ.node.ID(), 1e12)
+	addBalance(t, pool, paidP.node.ID(), 1e15)
+	setBalance(t, pool, freeY.node.ID(), freeY.freeID, 0, 5e9) // Y ranks below X
+	for _, p := range []*testPeer{paidQ, freeY, freeX, paidP} {
+		if !register(pool, p) || p.Capacity() != 10 {
+			t.Fatalf("client %x not activated at minCap", p.node.ID().Bytes()[28:])
+		}
+	}
+	if got, err := pool.SetCapacity(paidQ.node, 80, 0, true); got != 80 || err != nil {
+		t.Fatalf("SetCapacity(Q, 80) = %d, %v", got, err)
+	}
+	// P's raise to 45 takes 25 more than the 120 there are: the plan
+	// deactivates Y (disconnected at once, and unregistered from inside
+	// Disconnect), then X, then cuts Q by a quarter (80 to 60), which leaves 15
+	// free: the nested Unregister of Y re-activates X at minCap.
+	if got, err := pool.SetCapacity(paidP.node, 45, 0, true); got != 45 || err != nil {
+		t.Fatalf("SetCapacity(P, 45) = %d, %v", got, err)
+	}
+	count, capacity := pool.Active()
+	var told, toldCount uint64
+	for _, p := range []*testPeer{paidQ, freeX, paidP} {
+		if c := p.Capacity(); c > 0 {
+			told += c
+			toldCount++
+		}
+	}
+	if count != toldCount || capacity != told {
+		t.Errorf("Active() = (%d, %d), peers were told %d clients with %d: Q %v, X %v, P %v",
+			count, capacity, toldCount, told, paidQ.Updates(), freeX.Updates(), paidP.Updates())
+	}
+	if !freeY.Disconnected() {
+		t.Errorf("Y was not disconnected (updates %v)", freeY.Updates())
+	}
+	if v := vlog.all(); len(v) > 0 {
+		t.Errorf("callback contract broken:\n  %s", strings.Join(v, "\n  "))
 	}
 }
