@@ -42,11 +42,20 @@ func (p *benchPeer) Disconnect()                      { p.fx.evicted = append(p.
 // churnFixture is a pool full at n active clients with 3n clients in all, of
 // which 2n are registered (n active, n waiting). Every step either unregisters a
 // random registered client or registers a random unregistered one, alternately,
-// so the pool stays full, and the simulated clock advances 1 ms per step so that
-// negative balances grow and priorities change.
+// so the pool stays full, and the simulated clock advances by dt so that
+// negative balances grow, priorities change and timers fire.
+//
+// dt is one second divided by n: every client churns about as often at every
+// size (once per 3 simulated seconds), as on a real server where more clients
+// also mean more connections per second. Per-client work that is due per unit
+// of time (each active client's priority timer fires every
+// params.PriorityHorizon, all balances are persisted every minute) then costs
+// the same per step at every size. With a fixed dt that work grows with n per
+// step although each client costs the same; BENCHMARKS.md has both figures.
 type churnFixture struct {
 	pool       *clientpool.ClientPool
 	clock      *mclock.Simulated
+	dt         time.Duration
 	peers      []*benchPeer
 	registered []int // indexes of registered peers
 	waiting    []int // indexes of unregistered peers
@@ -56,8 +65,8 @@ type churnFixture struct {
 	steps      int
 }
 
-func newChurnFixture(n int) *churnFixture {
-	fx := &churnFixture{clock: new(mclock.Simulated), rng: rand.New(rand.NewSource(1))}
+func newChurnFixture(n int, dt time.Duration) *churnFixture {
+	fx := &churnFixture{clock: new(mclock.Simulated), dt: dt, rng: rand.New(rand.NewSource(1))}
 	fx.pool = clientpool.NewClientPool(memorydb.New(), 1, 0, fx.clock, alwaysSynced)
 	fx.pool.Start()
 	fx.pool.SetLimits(uint64(n), uint64(n))
@@ -72,7 +81,7 @@ func newChurnFixture(n int) *churnFixture {
 	}
 	for len(fx.registered) < 2*n {
 		fx.register()
-		fx.clock.Run(time.Millisecond)
+		fx.clock.Run(fx.dt)
 		fx.settle()
 	}
 	if count, _ := fx.pool.Active(); count != uint64(n) {
@@ -125,16 +134,33 @@ func (fx *churnFixture) step() {
 		fx.register()
 	}
 	fx.steps++
-	fx.clock.Run(time.Millisecond)
+	fx.clock.Run(fx.dt)
 	fx.settle()
 }
 
+// churnStep is the simulated time per churn step at size n (see churnFixture).
+func churnStep(n int) time.Duration { return time.Second / time.Duration(n) }
+
+// BenchmarkChurn measures one churn step, each client churning about every 3
+// simulated seconds at every size.
 func BenchmarkChurn(b *testing.B) {
+	benchmarkChurn(b, churnStep)
+}
+
+// BenchmarkChurnFixedStep measures one churn step with the clock advancing 1 ms
+// per step at every size: at 100,000 active clients that is 1,000 steps per
+// simulated second, and the priority timers of the active clients (n per
+// params.PriorityHorizon) fire about ten times per step.
+func BenchmarkChurnFixedStep(b *testing.B) {
+	benchmarkChurn(b, func(int) time.Duration { return time.Millisecond })
+}
+
+func benchmarkChurn(b *testing.B, dt func(n int) time.Duration) {
 	for _, n := range benchSizes {
 		var fx *churnFixture
 		b.Run(fmt.Sprintf("active=%d", n), func(b *testing.B) {
 			if fx == nil {
-				fx = newChurnFixture(n)
+				fx = newChurnFixture(n, dt(n))
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -158,7 +184,7 @@ func BenchmarkCapacityQuery(b *testing.B) {
 		var fx *churnFixture
 		b.Run(fmt.Sprintf("active=%d", n), func(b *testing.B) {
 			if fx == nil {
-				fx = newChurnFixture(n)
+				fx = newChurnFixture(n, churnStep(n))
 				// The first query builds the capacity curve; the benchmark
 				// measures answering from the warm curve.
 				if reply := fx.pool.Handle(asker, "10.9.9.9", vflux.CapacityQueryName, query); reply == nil {
