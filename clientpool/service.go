@@ -72,13 +72,14 @@ func (p *ClientPool) capacityQuery(id enode.ID, freeID string, req *vflux.Capaci
 	if req.Bias < uint64(params.MaxQueryBias/time.Second) {
 		bias = time.Duration(req.Bias) * time.Second
 	}
+	reply := make(vflux.CapacityQueryReply, len(req.AddTokens))
+	synced := p.synced == nil || p.synced() // outside the lock: it is the caller's code
 	p.mu.Lock()
 	if p.stopped {
 		p.mu.Unlock()
 		return nil
 	}
-	reply := make(vflux.CapacityQueryReply, len(req.AddTokens))
-	if p.synced != nil && !p.synced() {
+	if !synced {
 		p.mu.Unlock()
 		return reply
 	}
