@@ -244,7 +244,11 @@ func (d *Devnet) runClient(ctx context.Context, c *devClient) {
 				reply, err := cl.RequestCapacity(rctx, want, 0)
 				rcancel()
 				if err == nil {
-					d.printf("%s  %s asked for capacity %d: granted %d (code %d %s)\n", d.stamp(), c.name, want, reply.Capacity, reply.Code, reply.Msg)
+					note := ""
+					if reply.Msg != "" {
+						note = " (" + reply.Msg + ")"
+					}
+					d.printf("%s  %s asked for capacity %d: granted %d%s\n", d.stamp(), c.name, want, reply.Capacity, note)
 				}
 			}
 			select {
