@@ -97,10 +97,11 @@ func (p *ClientPool) onPeriodic(gen uint64) {
 	}
 	now := p.clock.Now()
 	p.persistAll(now)
-	if now-p.lastSweep >= mclock.AbsTime(params.BalanceSweepInterval) {
-		p.sweep(now)
+	sweep := now-p.lastSweep >= mclock.AbsTime(params.BalanceSweepInterval)
+	if sweep {
 		p.lastSweep = now
 	}
+	posL, negL := p.posExp.at(now), p.negExp.at(now)
 	p.armPeriodic()
 	pending := p.pending
 	p.pending = nil
@@ -114,37 +115,64 @@ func (p *ClientPool) onPeriodic(gen uint64) {
 		pending[i].run(p)
 	}
 	acts.run(p)
+	if sweep {
+		p.sweep(posL, negL)
+	}
 }
 
-// sweep deletes stored balances that decayed to or below the drop threshold,
-// from memory too, and removes them from the total token amount.
-func (p *ClientPool) sweep(now mclock.AbsTime) {
-	posL, negL := p.posExp.at(now), p.negExp.at(now)
-	b := p.st.newBatch()
+// sweep deletes stored balances that decayed to or below the drop threshold
+// (measured at the offsets posL, negL) and removes them from the total token
+// amount. The database is scanned without the pool lock; the lock is taken
+// only to re-check and delete the candidates, so a large database does not
+// stall the pool. Balances of connected clients are left to persistAll.
+func (p *ClientPool) sweep(posL, negL LogOffset) {
+	var (
+		posIDs  []enode.ID
+		negIDs  []string
+		smallAt = func(v ExpiredValue, l LogOffset, corrupt bool) bool {
+			return corrupt || v.Value(l) <= params.BalanceDropThreshold
+		}
+	)
 	p.st.iterate(posKeyPrefix(), nil, func(suffix []byte, v ExpiredValue, corrupt bool) bool {
-		var id enode.ID
-		if len(suffix) != len(id) {
-			return true
-		}
-		copy(id[:], suffix)
-		if c := p.clients[id]; c != nil {
-			return true // connected: persisted with drop rules by persistAll
-		}
-		if corrupt || v.Value(posL) <= params.BalanceDropThreshold {
-			b.putPos(id, ExpiredValue{})
-			p.total.SubExp(v)
+		if len(suffix) == len(enode.ID{}) && smallAt(v, posL, corrupt) {
+			posIDs = append(posIDs, enode.ID(suffix))
 		}
 		return true
 	})
 	p.st.iterate(negKeyPrefix(), nil, func(suffix []byte, v ExpiredValue, corrupt bool) bool {
-		if p.negs[string(suffix)] != nil {
-			return true
-		}
-		if corrupt || v.Value(negL) <= params.BalanceDropThreshold {
-			b.putNeg(string(suffix), ExpiredValue{})
+		if smallAt(v, negL, corrupt) {
+			negIDs = append(negIDs, string(suffix))
 		}
 		return true
 	})
+	if len(posIDs) == 0 && len(negIDs) == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return
+	}
+	now := p.clock.Now()
+	posL, negL = p.posExp.at(now), p.negExp.at(now)
+	b := p.st.newBatch()
+	for _, id := range posIDs {
+		if p.clients[id] != nil {
+			continue // connected: persisted with the drop rule by persistAll
+		}
+		if v := p.st.loadPos(id); v.Value(posL) <= params.BalanceDropThreshold { // still small (no top-up since)
+			b.putPos(id, ExpiredValue{})
+			p.total.SubExp(v)
+		}
+	}
+	for _, freeID := range negIDs {
+		if p.negs[freeID] != nil {
+			continue
+		}
+		if v := p.st.loadNeg(freeID); v.Value(negL) <= params.BalanceDropThreshold {
+			b.putNeg(freeID, ExpiredValue{})
+		}
+	}
 	if err := b.write(posL, negL); err != nil {
 		logWriteError(err)
 	}
