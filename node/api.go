@@ -43,7 +43,9 @@ type ServerInfo struct {
 }
 
 // ClientInfo is what vflux_clientInfo reports per client. Balances are in
-// tokens; prices and capacity are only known while the client is connected.
+// tokens. Prices, capacity and the negative balance (it is keyed by the
+// client's address, see vflux.FreeClientID) are only known while the client
+// is connected; for others NegBalance is 0.
 type ClientInfo struct {
 	Connected      bool                   `json:"isConnected"`
 	Capacity       uint64                 `json:"capacity"`

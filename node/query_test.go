@@ -122,3 +122,32 @@ func TestQueryRejectsBadAmountLists(t *testing.T) {
 		}
 	}
 }
+
+func TestLegacyServiceNameAnswersTheSameQuery(t *testing.T) {
+	n := startNode(t, testConfig(10), "", false)
+	server := n.stack.Server().Self()
+	q, err := QuerierFor(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), netTimeout)
+	defer cancel()
+	amounts := []*big.Int{big.NewInt(0), big.NewInt(1e11)}
+	vfx, err := q.Query(ctx, server, params.ServiceName, amounts, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	les, err := q.Query(ctx, server, params.LegacyServiceName, amounts, 0)
+	if err != nil {
+		t.Fatalf("query under %q: %v", params.LegacyServiceName, err)
+	}
+	for i := range amounts {
+		if vfx.Capacities[i] != les.Capacities[i] {
+			t.Errorf("amount %v: %q answers %d, %q answers %d", amounts[i], params.ServiceName, vfx.Capacities[i], params.LegacyServiceName, les.Capacities[i])
+		}
+	}
+	if _, err := q.Query(ctx, server, "nope", amounts, 0); !errors.Is(err, ErrNoAnswer) {
+		t.Errorf("query of an unknown service = %v, want %v", err, ErrNoAnswer)
+	}
+}
