@@ -138,6 +138,9 @@ func (s *Service) Start() error {
 		s.log.Warn("Discovery v5 is off: vflux capacity queries over TALKREQ are not served, RLPx clients only")
 	}
 	maxCount, maxCap := s.pool.Limits()
+	if uint64(srv.MaxPeers) < maxCount {
+		s.log.Warn("Peer limit is below maxclients: the pool can never fill", "maxpeers", srv.MaxPeers, "maxclients", maxCount)
+	}
 	s.log.Info("vflux serving", "service", s.cfg.ServiceName, "maxclients", maxCount, "capacity", maxCap,
 		"mincap", s.cfg.MinCap, "maxpeers", srv.MaxPeers, "totaltokens", s.pool.TotalTokenAmount())
 	return nil
