@@ -100,6 +100,8 @@ func TestNodeWithoutDiscoveryServesRLPxAndQueryFailsClearly(t *testing.T) {
 	// The metrics endpoint shows the connected client.
 	metricsURL := n.out.wait(t, regexp.MustCompile(`Metrics server started\s+url=(http://\S+)`), n.exited)
 	deadline := time.Now().Add(e2eTimeout)
+	poll := time.NewTicker(50 * time.Millisecond) // the gauge has no notification: poll the endpoint
+	defer poll.Stop()
 	for {
 		body := scrape(t, metricsURL)
 		if strings.Contains(body, "vflux_server_active_count 1\n") {
@@ -111,7 +113,7 @@ func TestNodeWithoutDiscoveryServesRLPxAndQueryFailsClearly(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("Prometheus endpoint never showed one active client:\n%s", body)
 		}
-		time.Sleep(50 * time.Millisecond) // polling an HTTP endpoint; the gauge has no notification
+		<-poll.C
 	}
 }
 
