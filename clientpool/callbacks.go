@@ -33,13 +33,20 @@ func (a *callbacks) event(t EventType, c *client, now mclock.AbsTime) {
 // run publishes the events and invokes the peer callbacks; the pool lock must
 // not be held.
 //
-// A callback may call back into the pool (say Unregister from Disconnect), and
-// that nested call delivers its own callbacks at once, ahead of the rest of
-// this batch: a capacity decided here may be stale by the time its turn comes.
-// So an update reports the client's capacity at delivery time, and only if it
-// differs from what the peer was last told (c.told); nothing is reported to an
-// unregistered client. The peer then always ends up told the pool's capacity,
-// each change once.
+// Capacity updates are delivered so that every peer ends up told the pool's
+// capacity, each change once, even when callbacks call back into the pool or
+// several goroutines deliver at once:
+//   - an update reports the client's capacity at delivery time, and only if it
+//     differs from what the peer was last told (c.told); a re-entrant call (say
+//     Unregister from Disconnect) delivers its own callbacks ahead of the rest
+//     of this batch, so the capacity decided here may be stale by its turn;
+//   - one goroutine at a time delivers to a client (c.delivering). A caller
+//     that finds a delivery running leaves a note (c.redeliver) and moves on;
+//     the running deliverer reads the capacity again after its call returns.
+//     That caller's update then reaches the peer just after, not before, the
+//     call returns: the price of never showing a peer an older capacity last.
+//
+// Nothing is reported to an unregistered client.
 func (a *callbacks) run(p *ClientPool) {
 	if len(a.events) > 0 {
 		p.publish(a.events)
@@ -49,8 +56,22 @@ func (a *callbacks) run(p *ClientPool) {
 			cb.c.peer.Disconnect()
 			continue
 		}
-		p.mu.Lock()
-		c := cb.c
+		p.deliverCapacity(cb.c, cb.requested)
+	}
+}
+
+// deliverCapacity tells c's peer its current capacity if it changed since the
+// peer was last told (see run). The pool lock must not be held.
+func (p *ClientPool) deliverCapacity(c *client, requested bool) {
+	p.mu.Lock()
+	if c.delivering {
+		c.redeliver = true
+		c.redeliverReq = c.redeliverReq || requested
+		p.mu.Unlock()
+		return
+	}
+	c.delivering = true
+	for {
 		capacity := c.capacity
 		send := c.registered && capacity != c.told
 		if send {
@@ -58,7 +79,15 @@ func (a *callbacks) run(p *ClientPool) {
 		}
 		p.mu.Unlock()
 		if send {
-			c.peer.UpdateCapacity(capacity, cb.requested)
+			c.peer.UpdateCapacity(capacity, requested)
 		}
+		p.mu.Lock()
+		if !c.redeliver {
+			break
+		}
+		requested = c.redeliverReq
+		c.redeliver, c.redeliverReq = false, false
 	}
+	c.delivering = false
+	p.mu.Unlock()
 }

@@ -45,6 +45,11 @@ type testPeer struct {
 	// log, if set, also receives every violation, so a test with thousands of
 	// peers need not poll each of them.
 	log *violationLog
+	// concurrent tolerates callbacks that race with this peer's own Unregister
+	// on another goroutine: a delivery already under way when Unregister starts
+	// cannot be called back, and the pool cannot wait for it either (the
+	// Unregister may come from inside that very callback).
+	concurrent bool
 
 	mu            sync.Mutex
 	updates       []capUpdate
@@ -71,6 +76,7 @@ func (p *testPeer) UpdateCapacity(newCap uint64, requested bool) {
 	}
 	p.mu.Lock()
 	switch {
+	case p.concurrent && (p.unregistered || p.unregistering):
 	case p.unregistered:
 		p.violate("UpdateCapacity(%d, %v) after Unregister returned", newCap, requested)
 	case p.unregistering && newCap != 0:
@@ -91,7 +97,7 @@ func (p *testPeer) UpdateCapacity(newCap uint64, requested bool) {
 
 func (p *testPeer) Disconnect() {
 	p.mu.Lock()
-	if p.unregistered {
+	if p.unregistered && !p.concurrent {
 		p.violate("Disconnect after Unregister returned")
 	}
 	p.disconnects++
@@ -158,6 +164,13 @@ func (p *testPeer) Violations() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]string(nil), p.violations...)
+}
+
+// isUnregistered tells whether Unregister of this peer has returned.
+func (p *testPeer) isUnregistered() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.unregistered
 }
 
 // Balance is the ConnectedBalance that Register returned.
