@@ -251,20 +251,42 @@ func (d *Devnet) runClient(ctx context.Context, c *devClient) {
 					d.printf("%s  %s asked for capacity %d: granted %d%s\n", d.stamp(), c.name, want, reply.Capacity, note)
 				}
 			}
-			select {
-			case <-cl.Done():
-				srv.Stop()
-			case <-ctx.Done():
+			if !d.serve(ctx, cl) {
 				cl.Close()
 				<-cl.Done()
 				srv.Stop()
 				return
 			}
+			srv.Stop()
 		}
 		select {
 		case <-time.After(d.cfg.Redial):
 		case <-ctx.Done():
 			return
+		}
+	}
+}
+
+// serve keeps a connected client busy with one "bal" request per second over
+// RLPx (charged as request cost) until the connection ends (true) or ctx
+// ends (false).
+func (d *Devnet) serve(ctx context.Context, cl *protocol.Client) bool {
+	var reqs vflux.Requests
+	if _, err := reqs.Add(d.cfg.Server.ServiceName, vflux.BalanceQueryName, []interface{}{}); err != nil {
+		return ctx.Err() == nil
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			cl.Vflux(rctx, reqs) // a Busy answer or a disconnect shows in the events
+			cancel()
+		case <-cl.Done():
+			return true
+		case <-ctx.Done():
+			return false
 		}
 	}
 }
