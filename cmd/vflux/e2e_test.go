@@ -71,9 +71,27 @@ func TestNodeWithoutDiscoveryServesRLPxAndQueryFailsClearly(t *testing.T) {
 	if !strings.Contains(n.out.String(), "Discovery v5 is off") {
 		t.Errorf("no warning about discovery being off:\n%s", n.out.String())
 	}
+	// Watch the pool over IPC while a protocol client connects.
+	rpcc, err := vfnode.DialRPC(context.Background(), filepath.Join(dir, params.DefaultIPCName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rpcc.Close()
+	events := make(chan vfnode.Event, 16)
+	sub, err := rpcc.SubscribeEvents(context.Background(), events)
+	if err != nil {
+		t.Fatalf("vflux_subscribe over IPC: %v", err)
+	}
+	defer sub.Unsubscribe()
+
 	cl := connectE2EClient(t, n.enode)
 	if cl.Capacity() != params.DefaultMinCap {
 		t.Errorf("client capacity %d, want minCap %d", cl.Capacity(), params.DefaultMinCap)
+	}
+	waitEvent(t, events, "activated")
+	out, _, err := runVflux(t, "clients", "--datadir", dir)
+	if err != nil || !strings.Contains(out, "connected clients (1)") || !regexp.MustCompile(`\btrue\s+1000\s`).MatchString(out) {
+		t.Errorf("clients does not list the connected client with capacity 1000: %v\n%s", err, out)
 	}
 
 	// Its record says it has no UDP port: query refuses at once.
@@ -114,6 +132,22 @@ func TestNodeWithoutDiscoveryServesRLPxAndQueryFailsClearly(t *testing.T) {
 			t.Fatalf("Prometheus endpoint never showed one active client:\n%s", body)
 		}
 		<-poll.C
+	}
+}
+
+// waitEvent waits for a pool event of the given type.
+func waitEvent(t *testing.T, events <-chan vfnode.Event, typ string) vfnode.Event {
+	t.Helper()
+	timeout := time.After(e2eTimeout)
+	for {
+		select {
+		case ev := <-events:
+			if ev.Type == typ {
+				return ev
+			}
+		case <-timeout:
+			t.Fatalf("no %q event within %v", typ, e2eTimeout)
+		}
 	}
 }
 
