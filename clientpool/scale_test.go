@@ -120,6 +120,13 @@ func TestMemoryPerTrackedClient(t *testing.T) {
 				if count, _ := pool.Active(); count != uint64(n) {
 					t.Fatalf("%d active, want all %d", count, n)
 				}
+				if paid {
+					var pos uint64
+					pool.BalanceOperation(scaleID(n-1), peers[n-1].freeID, func(op AtomicBalanceOperator) { pos, _ = op.GetBalance() })
+					if pos < 1_000_000_000 {
+						t.Fatalf("a paid client's balance is %d, want its stored 1e9+", pos)
+					}
+				}
 				per := float64(int64(after)-int64(before)) / float64(n)
 				t.Logf("%d %s clients: %.0f bytes per tracked client (heap %+.1f MiB), Register %.2f us each",
 					n, kind, per, float64(int64(after)-int64(before))/(1<<20), float64(elapsed.Microseconds())/float64(n))
