@@ -29,6 +29,10 @@ func main() {
 var appHooks []func(*cli.App)
 
 func newApp() *cli.App {
+	// go-ethereum's internal/flags (imported through the node package) swaps
+	// in a multi-line flag format that does not fit urfave/cli's category
+	// template; use one line per flag.
+	cli.FlagStringer = flagString
 	app := &cli.App{
 		Name:    "vflux",
 		Usage:   "serve and query vflux capacity on go-ethereum p2p nodes",
@@ -105,4 +109,28 @@ var flagTableCommand = &cli.Command{
 		fmt.Fprint(ctx.App.Writer, flagTable(nodeFlags))
 		return nil
 	},
+}
+
+// flagString renders a flag for --help as "--name value<TAB>usage (default: x)".
+func flagString(f cli.Flag) string {
+	df, ok := f.(cli.DocGenerationFlag)
+	if !ok {
+		return ""
+	}
+	name := "--" + f.Names()[0]
+	if len(f.Names()) > 1 {
+		name += ", -" + f.Names()[1]
+	}
+	if df.TakesValue() {
+		name += " value"
+	}
+	usage := df.GetUsage()
+	def := df.GetDefaultText()
+	if def == "" && df.TakesValue() {
+		def = df.GetValue()
+	}
+	if def != "" && def != `""` {
+		usage += " (default: " + def + ")"
+	}
+	return name + "\t" + usage
 }
