@@ -102,3 +102,24 @@ func TestParseTokenAmountAcceptsIntegersAndExponents(t *testing.T) {
 		}
 	}
 }
+
+func TestOneInactiveSlotIsKeptFreeForNewcomers(t *testing.T) {
+	tests := []struct {
+		maxClients, maxInactive uint64
+		wantPeers, wantPool     int
+	}{
+		{100, 0, 200, 99}, // maxinactive defaults to maxclients
+		{3, 2, 5, 1},
+		{10, 1, 11, 1}, // nothing can be kept free with one slot
+	}
+	for _, tt := range tests {
+		c := DefaultConfig()
+		c.Serve, c.MaxClients, c.MaxInactive = true, tt.maxClients, tt.maxInactive
+		var p p2p.Config
+		ConfigureP2P(&p, c, false)
+		if p.MaxPeers != tt.wantPeers || c.PoolMaxInactive() != tt.wantPool {
+			t.Errorf("maxclients %d, maxinactive %d: MaxPeers %d, pool bound %d; want %d, %d",
+				tt.maxClients, tt.maxInactive, p.MaxPeers, c.PoolMaxInactive(), tt.wantPeers, tt.wantPool)
+		}
+	}
+}
