@@ -198,6 +198,13 @@ func (m *poolModel) opSetCapacity(c chooser) {
 		pos, _ = b.GetBalance()
 	}
 	disconnected := p.Disconnected()
+	orig := cur
+	if pos == 0 && cur > m.minCap {
+		// The balance ran out but the pool has not handled it yet (its
+		// threshold timer is due): SetCapacity handles it first, cutting the
+		// client to minCap, and then serves the request from there.
+		cur = m.minCap
+	}
 	reentrantBefore := m.seen.reentrant
 	got, err := m.pool.SetCapacity(p.node, req, bias, true)
 	// A peer that unregisters from inside Disconnect runs a nested pool call
@@ -228,8 +235,8 @@ func (m *poolModel) opSetCapacity(c chooser) {
 		if !errors.Is(err, clientpool.ErrNoPriority) {
 			m.failf("raise from %d to %d without a positive balance returned %d, %v; want ErrNoPriority", cur, target, got, err)
 		}
-		if now := p.Capacity(); now != cur {
-			m.failf("refused raise changed the capacity from %d to %d", cur, now)
+		if now := p.Capacity(); now != orig && now != cur {
+			m.failf("refused raise changed the capacity from %d to %d", orig, now)
 		}
 	default:
 		if err != nil || got < cur || got > target {
