@@ -85,6 +85,7 @@ type client struct {
 	worstIx  int
 
 	timer      mclock.Timer // threshold timer while active
+	timerDue   mclock.AbsTime
 	timerGen   uint64
 	allowTimer mclock.Timer // inactive allowance timer
 	allowGen   uint64
@@ -349,12 +350,8 @@ func lowerActive(a, b *client) bool {
 // is ordered by, whichever comes first. A generation counter makes a stale
 // firing (one that raced with Stop) harmless, so the timer always re-arms.
 func (p *ClientPool) armTimer(c *client, b *balSnap) {
-	if c.timer != nil {
-		c.timer.Stop()
-		c.timer = nil
-	}
-	c.timerGen++
 	if !c.active || p.stopped {
+		p.stopTimer(c)
 		return
 	}
 	d := time.Duration(math.MaxInt64)
@@ -374,13 +371,35 @@ func (p *ClientPool) armTimer(c *client, b *balSnap) {
 		d = durationOf((-float64(c.key) - float64(b.neg)) / negPrice)
 	}
 	if d == time.Duration(math.MaxInt64) {
+		p.stopTimer(c)
 		return
 	}
 	if d < params.MinTimerDelay {
 		d = params.MinTimerDelay
 	}
+	// Keep an armed timer that is due no later: re-keying (say, because a
+	// client sharing the free-client ID was settled) must not postpone a
+	// threshold that is already due. With mclock.Simulated the re-key may run
+	// at the end of a Run window while this timer is due inside it. An early
+	// firing only settles and re-keys the client, which re-arms the timer.
+	due := p.clock.Now().Add(d)
+	if c.timer != nil && c.timerDue <= due {
+		return
+	}
+	p.stopTimer(c)
 	gen := c.timerGen
+	c.timerDue = due
 	c.timer = p.clock.AfterFunc(d, func() { p.onTimer(c, gen) })
+}
+
+// stopTimer stops c's threshold timer; a firing already under way is ignored
+// (timerGen).
+func (p *ClientPool) stopTimer(c *client) {
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	c.timerGen++
 }
 
 // durationOf converts nanoseconds to a Duration, saturating.

@@ -134,3 +134,29 @@ func TestThresholdTimersOnTheSystemClock(t *testing.T) {
 		f.expectExhaustion(start)
 	})
 }
+
+// Regression test for a bug the fuzz target found: when a client's positive
+// balance ran out inside a clock step, a client sharing its free-client ID
+// whose timer was handled first re-keyed it and re-armed its threshold timer
+// from the end of the step, so the exhaustion (due 1 ms in) was postponed past
+// the step: the client kept its raised capacity with an empty balance.
+func TestExhaustionIsNotPostponedByAClientSharingTheFreeID(t *testing.T) {
+	pool, clock := newSimPool(t, memorydb.New(), 100, 0)
+	pool.SetLimits(10, 1000)
+	pool.SetDefaultFactors(clientpool.PriceFactors{TimeFactor: 1}, clientpool.PriceFactors{CapacityFactor: 1})
+	sibling := newTestPeer(testID(1), "10.0.0.2", time.Hour, clock)
+	paid := newTestPeer(testID(2), "10.0.0.2", time.Hour, clock)
+	for _, p := range []*testPeer{sibling, paid} {
+		if !register(pool, p) {
+			t.Fatal("Register returned nil")
+		}
+		addBalance(t, pool, p.node.ID(), 1) // runs out after 1 ns
+	}
+	if got, err := pool.SetCapacity(paid.node, 324, 0, true); got != 324 || err != nil {
+		t.Fatalf("SetCapacity(324) = %d, %v", got, err)
+	}
+	clock.Run(time.Second)
+	if pos, _ := paid.Balance().GetBalance(); pos != 0 || paid.Capacity() != 100 {
+		t.Errorf("after 1 s: balance %d, capacity %d; want 0 and minCap 100 (updates %v)", pos, paid.Capacity(), paid.Updates())
+	}
+}
