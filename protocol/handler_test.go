@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,6 +213,31 @@ func TestCapacityRequestRepliesAfterTheUpdateItCaused(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestARefusedCapacityRequestRepliesWithTheCapacityAfterTheCut(t *testing.T) {
+	pool := newFakePool(testMinCap, 10)
+	var refuse atomic.Bool
+	pool.setCap = func(p clientpool.Peer, req uint64) (uint64, error) {
+		if refuse.Load() {
+			// The pool cuts the client back to minCap, then refuses.
+			p.UpdateCapacity(testMinCap, true)
+			return 0, clientpool.ErrNoPriority
+		}
+		p.UpdateCapacity(req, true)
+		return req, nil
+	}
+	h := newTestHandler(pool)
+	m := connectPipe(t, h, enode.ID{5})
+	m.Expect(CapacityUpdateMsg, CapacityUpdate{Capacity: testMinCap})
+	m.Send(CapacityRequestMsg, CapacityRequest{ReqID: 1, Capacity: 8000})
+	m.Expect(CapacityUpdateMsg, CapacityUpdate{Capacity: 8000, Requested: true})
+	m.Expect(CapacityReplyMsg, CapacityReply{ReqID: 1, Capacity: 8000, Code: CapOK})
+
+	refuse.Store(true)
+	m.Send(CapacityRequestMsg, CapacityRequest{ReqID: 2, Capacity: 9000})
+	m.Expect(CapacityUpdateMsg, CapacityUpdate{Capacity: testMinCap, Requested: true})
+	m.Expect(CapacityReplyMsg, CapacityReply{ReqID: 2, Capacity: testMinCap, Code: CapNoPriority, Msg: clientpool.ErrNoPriority.Error()})
 }
 
 func TestVfluxRequestsAreServedAndCharged(t *testing.T) {

@@ -55,6 +55,12 @@ func handleCapacityRequest(h *Handler, pp *peer, data []byte) error {
 
 	bias := time.Duration(min(req.BiasSecs, uint64(params.MaxQueryBias/time.Second))) * time.Second
 	granted, err := h.cfg.Pool.SetCapacity(pp.Node(), req.Capacity, bias, true)
+	// Flush first: the pool may have changed the capacity even on error (a
+	// refused client can be cut back to minCap), and the reply must state the
+	// capacity the client holds after the update it just received.
+	if err := h.flushUpdate(pp); err != nil {
+		return err
+	}
 	reply := CapacityReply{ReqID: req.ReqID, Capacity: granted}
 	switch {
 	case err == nil && granted == 0:
@@ -68,9 +74,6 @@ func handleCapacityRequest(h *Handler, pp *peer, data []byte) error {
 	}
 	if err != nil {
 		reply.Capacity = pp.capacity
-	}
-	if err := h.flushUpdate(pp); err != nil {
-		return err
 	}
 	return p2p.Send(pp.rw, CapacityReplyMsg, &reply)
 }
