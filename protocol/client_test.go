@@ -10,12 +10,23 @@ import (
 	"github.com/vflux-net/vflux/p2ptest"
 )
 
+// pipeHandshakeTimeout is generous so a loaded CI machine running -race never
+// times out a handshake the test does complete; tests about the timeout itself
+// pass their own to pipeClientTimeout.
+const pipeHandshakeTimeout = 2 * time.Second
+
 // pipeClient runs the client side over a message pipe as if Dial had been
 // called for the server id; the test plays the server.
 func pipeClient(t *testing.T, id enode.ID) (*Client, *p2ptest.MsgTester) {
 	t.Helper()
+	return pipeClientTimeout(t, id, pipeHandshakeTimeout)
+}
+
+// pipeClientTimeout is pipeClient with the given handshake timeout.
+func pipeClientTimeout(t *testing.T, id enode.ID, timeout time.Duration) (*Client, *p2ptest.MsgTester) {
+	t.Helper()
 	cp := NewClientPeers()
-	cp.HandshakeTimeout = 200 * time.Millisecond
+	cp.HandshakeTimeout = timeout
 	cl := newClient(cp, nil, enode.SignNull(new(enr.Record), id))
 	cp.dials[id] = cl
 	m := p2ptest.NewMsgTester(t, cp.Protocol(), id)
@@ -60,33 +71,38 @@ func TestClientUpdatesAreCoalescedAndNeverBlockTheLoop(t *testing.T) {
 
 func TestClientSideBadServersEndWithTheRightReason(t *testing.T) {
 	tests := []struct {
-		name   string
-		script func(m *p2ptest.MsgTester)
-		want   p2p.DiscReason
+		name    string
+		timeout time.Duration // 0: pipeHandshakeTimeout
+		script  func(m *p2ptest.MsgTester)
+		want    p2p.DiscReason
 	}{
-		{"a silent server times out", func(m *p2ptest.MsgTester) {}, p2p.DiscReadTimeout},
-		{"a client answering as a client is useless", func(m *p2ptest.MsgTester) {
+		{"a silent server times out", 200 * time.Millisecond, func(m *p2ptest.MsgTester) {}, p2p.DiscReadTimeout},
+		{"a client answering as a client is useless", 0, func(m *p2ptest.MsgTester) {
 			m.Send(HandshakeMsg, Handshake{Version: Version})
 		}, p2p.DiscUselessPeer},
-		{"another version is a protocol error", func(m *p2ptest.MsgTester) {
+		{"another version is a protocol error", 0, func(m *p2ptest.MsgTester) {
 			m.Send(HandshakeMsg, Handshake{Version: 9, Server: true})
 		}, p2p.DiscProtocolError},
-		{"a client message from the server is a protocol error", func(m *p2ptest.MsgTester) {
+		{"a client message from the server is a protocol error", 0, func(m *p2ptest.MsgTester) {
 			m.Send(HandshakeMsg, serverHello)
 			m.Send(VfluxRequestMsg, VfluxRequest{ReqID: 1, Requests: []byte{0xc0}})
 		}, p2p.DiscProtocolError},
-		{"an undecodable update is a protocol error", func(m *p2ptest.MsgTester) {
+		{"an undecodable update is a protocol error", 0, func(m *p2ptest.MsgTester) {
 			m.Send(HandshakeMsg, serverHello)
 			m.SendRaw(CapacityUpdateMsg, []byte{0x01, 0x02})
 		}, p2p.DiscProtocolError},
-		{"an unknown code is a protocol error", func(m *p2ptest.MsgTester) {
+		{"an unknown code is a protocol error", 0, func(m *p2ptest.MsgTester) {
 			m.Send(HandshakeMsg, serverHello)
 			m.Send(Length-1, uint(0))
 		}, p2p.DiscProtocolError},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, m := pipeClient(t, enode.ID{2})
+			timeout := tt.timeout
+			if timeout == 0 {
+				timeout = pipeHandshakeTimeout
+			}
+			_, m := pipeClientTimeout(t, enode.ID{2}, timeout)
 			tt.script(m)
 			m.ExpectDisconnect(tt.want)
 		})
