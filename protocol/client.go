@@ -130,31 +130,23 @@ func (c *ClientPeers) serve(p *p2p.Peer, rw p2p.MsgReadWriter) error {
 	if timeout == 0 {
 		timeout = params.HandshakeTimeout
 	}
-	var (
-		msgs = make(chan rawMsg)
-		errc = make(chan error, 1)
-		quit = make(chan struct{})
-	)
-	defer close(quit)
-	go readLoop(rw, msgs, errc, quit)
-
-	sent := sendHandshake(rw, &Handshake{Version: Version})
-	hs, err := readHandshake(msgs, errc, sent, true, timeout, cl.closeCh)
+	link, hs, err := startConn(rw, &Handshake{Version: Version}, true, timeout, cl.closeCh)
 	if err != nil {
 		if err == p2p.DiscQuitting { // closed by Close during the handshake
 			err = p2p.DiscRequested
 		}
 		return err
 	}
+	defer link.stop()
 	cl.hs = *hs
 	close(cl.ready)
 	for {
 		select {
 		case <-cl.closeCh:
 			return p2p.DiscRequested
-		case err := <-errc:
+		case err := <-link.errc:
 			return err
-		case m := <-msgs:
+		case m := <-link.msgs:
 			if err := cl.handle(m); err != nil {
 				return err
 			}

@@ -182,19 +182,12 @@ func (h *Handler) serve(p *p2p.Peer, rw p2p.MsgReadWriter) error {
 	}
 	defer h.leave()
 
-	var (
-		msgs = make(chan rawMsg)
-		errc = make(chan error, 1)
-		quit = make(chan struct{})
-	)
-	defer close(quit)
-	go readLoop(rw, msgs, errc, quit)
-
-	sent := sendHandshake(rw, &h.hs)
-	if _, err := readHandshake(msgs, errc, sent, false, h.timeout, h.quit); err != nil {
+	c, _, err := startConn(rw, &h.hs, false, h.timeout, h.quit)
+	if err != nil {
 		p.Log().Debug("vfx handshake failed", "err", err)
 		return err
 	}
+	defer c.stop()
 	pp := newPeer(p, rw, h.cfg.InactiveAllowance)
 	pp.meter = newMeter(h.cfg.Clock, h.cfg.MinCap, h.cfg.BufferSecs)
 	pp.balance = h.cfg.Pool.Register(pp)
@@ -226,9 +219,9 @@ func (h *Handler) serve(p *p2p.Peer, rw p2p.MsgReadWriter) error {
 			return p2p.DiscTooManyPeers
 		case <-h.quit:
 			return p2p.DiscQuitting
-		case err := <-errc:
+		case err := <-c.errc:
 			return err
-		case m := <-msgs:
+		case m := <-c.msgs:
 			if err := h.flushUpdate(pp); err != nil {
 				return err
 			}

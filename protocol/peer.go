@@ -50,6 +50,37 @@ func readLoop(rw p2p.MsgReader, msgs chan<- rawMsg, errc chan<- error, quit <-ch
 	}
 }
 
+// conn is one connection's running read loop, as both sides' peer loops use it.
+type conn struct {
+	msgs chan rawMsg
+	errc chan error
+	quit chan struct{}
+}
+
+// startConn starts the read loop on rw and exchanges Handshakes: it sends ours
+// and waits for the remote's (see readHandshake), giving up after timeout or
+// when abort is closed. On success the caller must stop the connection's read
+// loop with stop; on error it is already stopped. Errors are bare disconnect
+// reasons or I/O errors.
+func startConn(rw p2p.MsgReadWriter, ours *Handshake, wantServer bool, timeout time.Duration, abort <-chan struct{}) (*conn, *Handshake, error) {
+	c := &conn{
+		msgs: make(chan rawMsg),
+		errc: make(chan error, 1),
+		quit: make(chan struct{}),
+	}
+	go readLoop(rw, c.msgs, c.errc, c.quit)
+	sent := sendHandshake(rw, ours)
+	hs, err := readHandshake(c.msgs, c.errc, sent, wantServer, timeout, abort)
+	if err != nil {
+		c.stop()
+		return nil, nil, err
+	}
+	return c, hs, nil
+}
+
+// stop ends the read loop (once its pending read returns).
+func (c *conn) stop() { close(c.quit) }
+
 // sendRaw sends an already encoded payload.
 func sendRaw(w p2p.MsgWriter, code uint64, payload []byte) error {
 	return w.WriteMsg(p2p.Msg{Code: code, Size: uint32(len(payload)), Payload: bytes.NewReader(payload)})
