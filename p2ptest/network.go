@@ -1,6 +1,7 @@
 package p2ptest
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -173,17 +174,9 @@ func (w *Watcher) Events() []p2p.PeerEvent {
 // again, failing the test after timeout.
 func (w *Watcher) WaitAllDropped(timeout time.Duration) {
 	w.t.Helper()
-	deadline := time.Now().Add(timeout)
-	timer := time.AfterFunc(timeout, func() {
-		w.mu.Lock()
-		w.cond.Broadcast()
-		w.mu.Unlock()
-	})
-	defer timer.Stop()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for {
-		live := make(map[enode.ID]int)
+	var live map[enode.ID]int
+	err := w.waitFor(timeout, func() bool {
+		live = make(map[enode.ID]int)
 		for _, ev := range w.events {
 			switch ev.Type {
 			case p2p.PeerEventTypeAdd:
@@ -194,18 +187,50 @@ func (w *Watcher) WaitAllDropped(timeout time.Duration) {
 				}
 			}
 		}
-		if len(live) == 0 {
-			return
-		}
-		if w.closed || !time.Now().Before(deadline) {
-			w.t.Fatalf("p2ptest: %d peers still connected after %v", len(live), timeout)
-		}
-		w.cond.Wait()
+		return len(live) == 0
+	})
+	if err != nil {
+		w.t.Fatalf("p2ptest: %d peers still connected after %v (%v)", len(live), timeout, err)
 	}
 }
 
 func (w *Watcher) wait(typ p2p.PeerEventType, id enode.ID, timeout time.Duration) (*p2p.PeerEvent, error) {
+	var found *p2p.PeerEvent
+	err := w.waitFor(timeout, func() bool {
+		for i, ev := range w.events {
+			if !w.used[i] && ev.Type == typ && ev.Peer == id {
+				w.used[i] = true
+				found = ev
+				return true
+			}
+		}
+		return false
+	})
+	switch err {
+	case nil:
+		return found, nil
+	case errWatchClosed:
+		return nil, fmt.Errorf("p2ptest: event subscription closed while waiting for %s of %x", typ, id[:8])
+	default:
+		w.mu.Lock()
+		seen := w.describe()
+		w.mu.Unlock()
+		return nil, fmt.Errorf("p2ptest: no %s event for peer %x within %v; events seen: %s", typ, id[:8], timeout, seen)
+	}
+}
+
+// Why waitFor gave up.
+var (
+	errWatchClosed  = errors.New("event subscription closed")
+	errWatchTimeout = errors.New("timed out")
+)
+
+// waitFor calls cond with w.mu held, first at once and then after every new
+// event, until it returns true. It gives up with errWatchClosed when the event
+// subscription ends first and with errWatchTimeout once timeout has passed.
+func (w *Watcher) waitFor(timeout time.Duration, cond func() bool) error {
 	deadline := time.Now().Add(timeout)
+	// The timer wakes the Wait below once the deadline has passed.
 	timer := time.AfterFunc(timeout, func() {
 		w.mu.Lock()
 		w.cond.Broadcast()
@@ -214,21 +239,16 @@ func (w *Watcher) wait(typ p2p.PeerEventType, id enode.ID, timeout time.Duration
 	defer timer.Stop()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for {
-		for i, ev := range w.events {
-			if !w.used[i] && ev.Type == typ && ev.Peer == id {
-				w.used[i] = true
-				return ev, nil
-			}
-		}
+	for !cond() {
 		if w.closed {
-			return nil, fmt.Errorf("p2ptest: event subscription closed while waiting for %s of %x", typ, id[:8])
+			return errWatchClosed
 		}
 		if !time.Now().Before(deadline) {
-			return nil, fmt.Errorf("p2ptest: no %s event for peer %x within %v; events seen: %s", typ, id[:8], timeout, w.describe())
+			return errWatchTimeout
 		}
 		w.cond.Wait()
 	}
+	return nil
 }
 
 func (w *Watcher) describe() string {
