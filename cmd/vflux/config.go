@@ -188,24 +188,17 @@ func applyNodeFlags(ctx *cli.Context, cfg *fileConfig) error {
 	if ctx.IsSet(noDiscoverFlag.Name) {
 		n.P2P.NoDiscovery = ctx.Bool(noDiscoverFlag.Name)
 	}
-	if ctx.Bool(httpFlag.Name) && n.HTTPHost == "" {
-		n.HTTPHost = gethnode.DefaultHTTPHost
-	}
-	if ctx.IsSet(httpAddrFlag.Name) {
-		n.HTTPHost = ctx.String(httpAddrFlag.Name)
-	}
+	// HTTP and WebSocket are on only with --http / --ws (or a host in the
+	// config file); --http.addr / --ws.addr alone only choose the interface
+	// they would listen on and do not start a server.
+	n.HTTPHost = rpcHost(ctx, n.HTTPHost, httpFlag, httpAddrFlag, gethnode.DefaultHTTPHost)
 	if ctx.IsSet(httpPortFlag.Name) {
 		n.HTTPPort = ctx.Int(httpPortFlag.Name)
 	}
 	if ctx.IsSet(httpAPIFlag.Name) {
 		n.HTTPModules = splitList(ctx.String(httpAPIFlag.Name))
 	}
-	if ctx.Bool(wsFlag.Name) && n.WSHost == "" {
-		n.WSHost = gethnode.DefaultWSHost
-	}
-	if ctx.IsSet(wsAddrFlag.Name) {
-		n.WSHost = ctx.String(wsAddrFlag.Name)
-	}
+	n.WSHost = rpcHost(ctx, n.WSHost, wsFlag, wsAddrFlag, gethnode.DefaultWSHost)
 	if ctx.IsSet(wsPortFlag.Name) {
 		n.WSPort = ctx.Int(wsPortFlag.Name)
 	}
@@ -231,6 +224,23 @@ func applyNodeFlags(ctx *cli.Context, cfg *fileConfig) error {
 		return fmt.Errorf("maxpeers %d is negative", n.P2P.MaxPeers)
 	}
 	return nil
+}
+
+// rpcHost returns the listening host of an RPC server that is on when enable
+// is set or the config file gave it a host (host != ""); "" keeps it off. An
+// explicit addr flag chooses the host of a server that is on, else the config
+// file's host or def is used.
+func rpcHost(ctx *cli.Context, host string, enable *cli.BoolFlag, addr *cli.StringFlag, def string) string {
+	if !ctx.Bool(enable.Name) && host == "" {
+		return ""
+	}
+	switch {
+	case ctx.IsSet(addr.Name):
+		return ctx.String(addr.Name)
+	case host == "":
+		return def
+	}
+	return host
 }
 
 func applyVfluxFlags(ctx *cli.Context, c *vfnode.Config) error {

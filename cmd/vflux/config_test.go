@@ -127,6 +127,40 @@ func TestFlagsMapOntoConfig(t *testing.T) {
 	}
 }
 
+func TestHTTPAndWebSocketStartOnlyWhenEnabled(t *testing.T) {
+	tests := []struct {
+		name             string
+		args             []string
+		file             string
+		wantHTTP, wantWS string // "" means off
+	}{
+		{"--http.addr alone leaves HTTP off", []string{"--http.addr", "127.0.0.1"}, "", "", ""},
+		{"--ws.addr alone leaves WebSocket off", []string{"--ws.addr", "127.0.0.1"}, "", "", ""},
+		{"--http listens on localhost", []string{"--http"}, "", "localhost", ""},
+		{"--ws listens on localhost", []string{"--ws"}, "", "", "localhost"},
+		{"--http with --http.addr listens there", []string{"--http", "--http.addr", "127.0.0.1"}, "", "127.0.0.1", ""},
+		{"--ws with --ws.addr listens there", []string{"--ws", "--ws.addr", "127.0.0.1"}, "", "", "127.0.0.1"},
+		{"a host in the config file turns the server on", nil, "[Node]\nHTTPHost = \"127.0.0.2\"\nWSHost = \"127.0.0.3\"\n", "127.0.0.2", "127.0.0.3"},
+		{"the addr flags override the config file's hosts", []string{"--http.addr", "127.0.0.4", "--ws.addr", "127.0.0.5"},
+			"[Node]\nHTTPHost = \"127.0.0.2\"\nWSHost = \"127.0.0.3\"\n", "127.0.0.4", "127.0.0.5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := tt.args
+			if tt.file != "" {
+				args = append(args, "--config", writeFile(t, "rpc.toml", tt.file))
+			}
+			_, gc, err := parseArgs(t, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if gc.HTTPHost != tt.wantHTTP || gc.WSHost != tt.wantWS {
+				t.Errorf("HTTPHost=%q WSHost=%q, want %q and %q", gc.HTTPHost, gc.WSHost, tt.wantHTTP, tt.wantWS)
+			}
+		})
+	}
+}
+
 func TestDumpconfigOutputLoadsBackUnchanged(t *testing.T) {
 	args := []string{"--vflux.serve", "--vflux.maxclients", "3", "--bootnodes",
 		"enode://a979fb575495b8d6db44f750317d0f4622bf4c2aa3365d6af7c284339968eef29b69ad0dce72a4d8db5ebb4968de0e3bec910127f134779fbcb0cb6d3331163c@127.0.0.1:30303",
