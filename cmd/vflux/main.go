@@ -1,6 +1,3 @@
-// Command vflux runs a go-ethereum p2p node that serves the vflux protocol, and
-// talks to such nodes: capacity queries over discv5, balance top-ups over RPC,
-// and a local demo network.
 package main
 
 import (
