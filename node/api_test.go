@@ -239,7 +239,7 @@ func TestMetricsFollowThePoolOnThePrometheusHandler(t *testing.T) {
 	for _, want := range []string{
 		"vflux_server_active_count 1", "vflux_server_active_capacity 1000", "vflux_server_inactive_count 0",
 		"vflux_server_totalTokens", "vflux_server_clientEvent_connected", "vflux_server_capQuery_zero",
-		"vflux_server_request_served",
+		"vflux_server_request_served", "vflux_server_events_dropped",
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("Prometheus output lacks %q", want)

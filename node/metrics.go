@@ -1,8 +1,6 @@
 package node
 
 import (
-	"net"
-
 	"github.com/ethereum/go-ethereum/metrics"
 	"github.com/ethereum/go-ethereum/p2p/enode"
 	"github.com/ethereum/go-ethereum/rlp"
@@ -19,6 +17,9 @@ var (
 	activeCapGauge     = metrics.GetOrRegisterGauge("vflux/server/active/capacity", nil)
 	inactiveCountGauge = metrics.GetOrRegisterGauge("vflux/server/inactive/count", nil)
 	totalTokensGauge   = metrics.GetOrRegisterGauge("vflux/server/totalTokens", nil)
+	// droppedEventsGauge is the number of pool events subscribers lost to a
+	// full queue (SPEC 3.1), the pool's DroppedEvents.
+	droppedEventsGauge = metrics.GetOrRegisterGauge("vflux/server/events/dropped", nil)
 
 	connectedMeter    = metrics.GetOrRegisterMeter("vflux/server/clientEvent/connected", nil)
 	activatedMeter    = metrics.GetOrRegisterMeter("vflux/server/clientEvent/activated", nil)
@@ -46,13 +47,14 @@ func markEvent(ev clientpool.Event) {
 	}
 }
 
-// updateGauges reads the pool's load into the gauges.
+// updateGauges reads the pool's load and lost events into the gauges.
 func updateGauges(pool *clientpool.ClientPool) {
 	count, capacity := pool.Active()
 	activeCountGauge.Update(int64(count))
 	activeCapGauge.Update(int64(capacity))
 	inactiveCountGauge.Update(int64(pool.Inactive()))
 	totalTokensGauge.Update(int64(pool.TotalTokenAmount()))
+	droppedEventsGauge.Update(int64(pool.DroppedEvents()))
 }
 
 // countingService is the pool as a vflux service, counting capacity query
@@ -79,21 +81,4 @@ func (c countingService) Handle(id enode.ID, freeID, name string, data []byte) [
 	}
 	capQueryZeroMeter.Mark(1)
 	return resp
-}
-
-// talkHandler serves discv5 TALKREQ "vfx" through the request server, which
-// bounds the wait and the reply size (SPEC 4.2).
-func talkHandler(server *vflux.Server) func(*enode.Node, *net.UDPAddr, []byte) []byte {
-	return func(n *enode.Node, addr *net.UDPAddr, req []byte) []byte {
-		if n == nil || addr == nil {
-			return nil
-		}
-		resp := server.ServeTalk(n.ID(), addr.IP, req)
-		if resp == nil {
-			talkDroppedMeter.Mark(1)
-		} else {
-			talkServedMeter.Mark(1)
-		}
-		return resp
-	}
 }
