@@ -119,12 +119,15 @@ func (c *client) snapAt(now mclock.AbsTime) balSnap {
 			s.chargeInterval(&sp, &neg, now)
 		}
 	}
+	posL := p.posExp.at(now)
 	return balSnap{
-		pos:     pos.Value(p.posExp.at(now)),
-		neg:     neg.Value(p.negExp.at(now)),
-		posF:    c.posF,
-		negF:    c.negF,
-		reqRate: c.reqRate(),
+		pos:      pos.Value(posL),
+		neg:      neg.Value(p.negExp.at(now)),
+		posF:     c.posF,
+		negF:     c.negF,
+		reqRate:  c.reqRate(),
+		posExact: exactValue(pos, posL),
+		posTau:   p.posExp.tauNs(),
 	}
 }
 
@@ -153,22 +156,40 @@ func (c *client) chargeInterval(pos, neg *ExpiredValue, now mclock.AbsTime) (pos
 	return posCharged, negCharged
 }
 
+// exactValue is the unrounded amount of v at offset l.
+func exactValue(v ExpiredValue, l LogOffset) float64 {
+	if v.IsZero() {
+		return 0
+	}
+	return float64(v.Base) * math.Exp2(float64(v.Exp)-l.Float64())
+}
+
 // settle charges the time cost since the last settlement. It reports whether
-// the positive balance ran out now.
+// the positive balance ran out now, by spending or by decay (a value that
+// reads 0 is cleared here, and only here, so that every caller hands the loss
+// to lostPriority).
 func (c *client) settle(now mclock.AbsTime) (exhausted bool) {
+	p := c.pool
+	had := !c.pos.IsZero()
 	if !c.active || now <= c.lastSettle {
 		if now > c.lastSettle {
 			c.lastSettle = now
 		}
+		if had && c.pos.Value(p.posExp.at(now)) == 0 { // decayed away
+			c.pos = ExpiredValue{}
+			c.posDirty = true
+			p.updateTotal(c)
+			p.updateSpend(c)
+			return true
+		}
 		return false
 	}
-	p := c.pool
-	had := !c.pos.IsZero()
 	posCharged, negCharged := c.chargeInterval(&c.pos, &c.neg.value, now)
+	if had && !c.pos.IsZero() && c.pos.Value(p.posExp.at(now)) == 0 {
+		c.pos = ExpiredValue{} // spent or decayed to nothing
+		posCharged = true
+	}
 	if posCharged {
-		if c.pos.Value(p.posExp.at(now)) == 0 {
-			c.pos = ExpiredValue{}
-		}
 		exhausted = had && c.pos.IsZero()
 		c.posDirty = true
 		p.updateTotal(c)
@@ -186,19 +207,11 @@ func (c *client) settle(now mclock.AbsTime) (exhausted bool) {
 	return exhausted
 }
 
-// hasPriority reports whether the client has a positive balance now. A value
-// that decayed to nothing is cleared.
+// hasPriority reports whether the client has a positive balance now. It
+// changes nothing: a value that decayed to nothing is cleared by settle, which
+// reports the loss so it goes through lostPriority.
 func (c *client) hasPriority() bool {
-	if c.pos.IsZero() {
-		return false
-	}
-	if c.pos.Value(c.pool.posExp.at(c.pool.clock.Now())) == 0 {
-		c.pos = ExpiredValue{}
-		c.posDirty = true
-		c.pool.updateTotal(c)
-		return false
-	}
-	return true
+	return !c.pos.IsZero() && c.pos.Value(c.pool.posExp.at(c.pool.clock.Now())) > 0
 }
 
 // ----- ConnectedBalance -----
@@ -358,15 +371,22 @@ func (p *ClientPool) armTimer(c *client, b *balSnap) {
 	posPrice := c.posF.timePrice(c.capacity, 0)
 	negPrice := c.negF.timePrice(c.capacity, 0)
 	if b.pos > 0 {
-		if posPrice > 0 {
-			d = durationOf(float64(b.pos) / posPrice)
-			if c.key > 0 {
-				// priority pos/cap reaches key when pos reaches key*cap
-				if dk := durationOf((float64(b.pos) - float64(c.key)*float64(c.capacity)) / posPrice); dk < d {
-					d = dk
-				}
-			}
+		// Spending and decay both count (Fix: decay alone, say at price 0,
+		// used to leave the timer unarmed): the balance runs out when it
+		// reads 0, and priority pos/cap reaches key when pos reaches key*cap.
+		pos := b.posExact
+		if pos <= 0 {
+			pos = float64(b.pos)
 		}
+		gone := 0.0
+		if b.posTau > 0 {
+			gone = posGoneBelow
+		}
+		ns := untilBelow(pos, gone, posPrice, b.posTau)
+		if c.key > 0 {
+			ns = math.Min(ns, untilBelow(pos, float64(c.key)*float64(c.capacity), posPrice, b.posTau))
+		}
+		d = durationOf(ns)
 	} else if negPrice > 0 && c.freeID != "" {
 		d = durationOf((-float64(c.key) - float64(b.neg)) / negPrice)
 	}

@@ -232,6 +232,14 @@ func (c *expClock) setTC(now mclock.AbsTime, tc uint64) {
 	c.rate = logOffsetOne / math.Ln2 / (float64(tc) * 1e9)
 }
 
+// tauNs returns the time constant in nanoseconds, 0 = never expires.
+func (c *expClock) tauNs() float64 {
+	if c.rate == 0 {
+		return 0
+	}
+	return float64(c.tc) * 1e9
+}
+
 // restore sets the offset at now, e.g. to a persisted value at start.
 func (c *expClock) restore(now mclock.AbsTime, l LogOffset) {
 	c.base = l

@@ -257,7 +257,7 @@ func (p *ClientPool) setCapacity(id enode.ID, reqCap uint64, bias time.Duration,
 		p.tryActivate(now, acts)
 		p.finish(now, acts)
 		return reqCap, nil
-	case !c.hasPriority():
+	case c.pos.IsZero(): // settled just now: a decayed balance was cut above
 		return cur, ErrNoPriority
 	}
 	b := c.snapAt(now)

@@ -183,6 +183,11 @@ func (p *ClientPool) Register(peer Peer) ConnectedBalance {
 	}
 	c.pos = p.st.loadPos(c.id)
 	c.inTotal = c.pos
+	if c.pos.Value(p.posExp.at(now)) == 0 && !c.pos.IsZero() {
+		// decayed away while stored: it never gave priority on this connection
+		c.pos, c.posDirty = ExpiredValue{}, true
+		p.updateTotal(c)
+	}
 	c.neg = p.acquireNeg(c)
 	p.clients[c.id] = c
 	acts.event(EventConnected, c, now)
@@ -372,13 +377,22 @@ func (p *ClientPool) DefaultFactors() (pos, neg PriceFactors) {
 }
 
 // SetExpirationTCs sets the time constants (e-folding times in seconds, 0 =
-// never) of the positive and negative balances, from now on.
+// never) of the positive and negative balances, from now on. Active clients
+// are re-keyed: their priority bounds and threshold timers depend on decay.
 func (p *ClientPool) SetExpirationTCs(pos, neg uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.clock.Now()
 	p.posExp.setTC(now, pos)
 	p.negExp.setTC(now, neg)
+	if !p.stopped {
+		for _, c := range p.clients {
+			if c.active {
+				p.rekey(c, now)
+			}
+		}
+		p.curveChanged = true
+	}
 }
 
 // GetExpirationTCs returns the time constants set by SetExpirationTCs.

@@ -65,6 +65,8 @@ type balSnap struct {
 	pos, neg   uint64
 	posF, negF PriceFactors
 	reqRate    float64 // average request cost per ns while active
+	posExact   float64 // pos before rounding (0 when unknown: use pos)
+	posTau     float64 // e-folding time of the positive balance in ns, 0 = no decay
 }
 
 // priority is the priority at capacity cap (SPEC 2.3): max(1, pos/cap) for a
@@ -89,17 +91,62 @@ func (b *balSnap) priority(cap uint64) int64 {
 	return -int64(b.neg)
 }
 
-// spend charges dt at capacity cap with request rate reqRate, as chargeTime.
+// spend charges dt at capacity cap with request rate reqRate, as chargeTime,
+// and lets the positive balance decay over dt. With decay it uses the
+// continuous model v' = -v/tau - price, whose value never exceeds what settle
+// (one charge at the interval's midpoint offset) leaves, so the result stays a
+// lower bound: v(t) = (v0 + price*tau)*e^(-t/tau) - price*tau. The positive
+// balance is gone once it reads 0 (below half a token); the rest of dt is
+// charged to the negative balance.
 func (b *balSnap) spend(cap uint64, dt time.Duration, reqRate float64) {
-	pc, nc := chargeTime(b.pos, b.posF.timePrice(cap, reqRate), b.negF.timePrice(cap, reqRate), dt)
-	b.pos = addSat(b.pos, -pc)
-	b.neg = addSat(b.neg, nc)
+	posPrice, negPrice := b.posF.timePrice(cap, reqRate), b.negF.timePrice(cap, reqRate)
+	if b.posTau <= 0 || b.pos == 0 || dt <= 0 {
+		pc, nc := chargeTime(b.pos, posPrice, negPrice, dt)
+		b.pos = addSat(b.pos, -pc)
+		b.neg = addSat(b.neg, nc)
+		return
+	}
+	v0 := float64(b.pos)
+	rt := posPrice * b.posTau
+	if v := (v0+rt)*math.Exp(-float64(dt)/b.posTau) - rt; v > posGoneBelow {
+		b.pos = uint64(v) // rounded down: a lower bound
+		return
+	}
+	gone := b.posTau * math.Log((v0+rt)/(posGoneBelow+rt)) // when it read 0
+	b.pos = 0
+	if rest := float64(dt) - gone; rest > 0 {
+		b.neg = addSat(b.neg, negPrice*rest)
+	}
+}
+
+// posGoneBelow is the value below which a decaying positive balance reads 0
+// (ExpiredValue.Value rounds to the nearest token).
+const posGoneBelow = 0.5
+
+// untilBelow returns how many ns a balance v0 spending price tokens per ns
+// and decaying with e-folding time tau ns (0 = none) takes to fall to h, by
+// the continuous model of spend (never later than settle would see it);
+// +Inf if it never does.
+func untilBelow(v0, h, price, tau float64) float64 {
+	switch {
+	case v0 <= h:
+		return 0
+	case tau <= 0 && price <= 0:
+		return math.Inf(1)
+	case tau <= 0:
+		return (v0 - h) / price
+	case h+price*tau <= 0:
+		return math.Inf(1)
+	default:
+		rt := price * tau
+		return tau * math.Log((v0+rt)/(h+rt))
+	}
 }
 
 // estimate is estimatePriority (SPEC 2.3): a lower bound of the priority at
 // capacity cap over [now, now+future+bias] after adding addTokens: the cost of
 // future at twice the average request rate, then the cost of bias without
-// request cost. It is clamped strictly below the actual priority of the
+// request cost, with the positive balance decaying over both (see spend). It is clamped strictly below the actual priority of the
 // balance including addTokens (the Fix: the original clamped against the
 // balance without them).
 func (b balSnap) estimate(cap uint64, addTokens int64, future, bias time.Duration) int64 {
