@@ -41,7 +41,8 @@ type DevnetConfig struct {
 }
 
 // DefaultDevnetConfig is a small, lively network: 8 clients (2 paid) for 4
-// slots, with a short bias and allowance so turns change every few seconds.
+// slots, with a short bias and allowance so turns change every few seconds,
+// serving RPC on DevnetIPCPath.
 func DefaultDevnetConfig() DevnetConfig {
 	srv := DefaultConfig()
 	srv.MaxClients = 4
@@ -56,8 +57,15 @@ func DefaultDevnetConfig() DevnetConfig {
 		Progress:   time.Second,
 		Table:      5 * time.Second,
 		Redial:     2 * time.Second,
-		IPCPath:    filepath.Join(os.TempDir(), "vflux-devnet.ipc"),
+		IPCPath:    DevnetIPCPath(),
 	}
+}
+
+// DevnetIPCPath is the devnet server's default IPC endpoint: a file in the
+// temporary directory named after this process, so two devnets on one machine
+// do not take over each other's endpoint.
+func DevnetIPCPath() string {
+	return filepath.Join(os.TempDir(), fmt.Sprintf("vflux-devnet-%d.ipc", os.Getpid()))
 }
 
 func (c DevnetConfig) validate() error {

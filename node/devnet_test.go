@@ -3,6 +3,9 @@ package node
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,5 +46,13 @@ func TestDevnetRejectsBadConfigs(t *testing.T) {
 	cfg.Paid = cfg.Clients + 1
 	if err := RunDevnet(context.Background(), cfg, new(bytes.Buffer)); err == nil {
 		t.Error("more paid clients than clients was accepted")
+	}
+}
+
+func TestTheDefaultDevnetIPCPathIsPerProcess(t *testing.T) {
+	got := DefaultDevnetConfig().IPCPath
+	want := filepath.Join(os.TempDir(), fmt.Sprintf("vflux-devnet-%d.ipc", os.Getpid()))
+	if got != want {
+		t.Fatalf("default devnet IPC path %q, want %q (named after the process, so two devnets do not collide)", got, want)
 	}
 }
