@@ -25,15 +25,29 @@ type curveStep struct {
 // capacityCurve is a cached simulation of evictions in priority order (SPEC
 // 3.3): how much capacity frees up and which priority a newcomer must beat for
 // it. Answering a capacity query is a binary search over it.
+//
+// There are two simulations of the same snapshot. A newcomer needs a slot of
+// its own, so its simulation starts one over the active count; an active asker
+// already holds its slot, so its simulation starts at the active count (Fix:
+// one simulation for both removed a client where SetCapacity only cuts it, and
+// over-answered a connected asker). They differ only when the pool is full by
+// count; otherwise both are the same steps.
 type capacityCurve struct {
-	gen      uint64 // snapshot generation; clients with curveGen == gen have curveIdx
-	built    mclock.AbsTime
-	minCap   uint64
-	maxCount uint64
-	maxCap   uint64
-	steps    []curveStep
-	first    []int32  // first step of each snapshot client (-1 = none)
-	caps     []uint64 // capacity of each snapshot client at the snapshot
+	gen       uint64 // snapshot generation; clients with curveGen == gen have curveIdx
+	built     mclock.AbsTime
+	minCap    uint64
+	maxCount  uint64
+	maxCap    uint64
+	newcomer  curveSim // for an asker that is not active
+	connected curveSim // for an active asker (in the snapshot)
+	caps      []uint64 // capacity of each snapshot client at the snapshot
+}
+
+// curveSim is one enforcement simulation over the curve's snapshot.
+type curveSim struct {
+	slot  uint64 // 1 if the simulation counts a slot for the asker on top of the snapshot
+	steps []curveStep
+	first []int32 // first step of each snapshot client (-1 = none)
 }
 
 // curveSnapshot is what the curve is built from, taken under the pool lock.
@@ -50,35 +64,55 @@ func (p *ClientPool) snapshotCurve(now mclock.AbsTime) *curveSnapshot {
 	n := p.active.Len()
 	s := &curveSnapshot{curve: cv, entries: make([]planEntry, n)}
 	cv.caps = make([]uint64, n)
-	cv.first = make([]int32, n)
 	for i, c := range p.active.items {
 		b := c.snapAt(now)
 		c.curveGen, c.curveIdx = cv.gen, int32(i)
 		s.entries[i] = planEntry{hidx: i, key: c.key, seq: c.seq, hasPrio: true, prio: b.priority(c.capacity), cap: c.capacity, b: b}
 		cv.caps[i] = c.capacity
-		cv.first[i] = -1
 	}
 	p.curveMoved, p.curveChanged = 0, false
 	return s
 }
 
-// build runs the enforcement simulation of plan over the whole snapshot, with
-// a slot kept for the asking client.
+// build runs the enforcement simulation of plan over the whole snapshot: once
+// with a slot kept for a newcomer and, when the pool is full by count, once
+// more for an active asker (see capacityCurve).
 func (s *curveSnapshot) build() *capacityCurve {
 	cv := s.curve
-	count := uint64(len(s.entries)) + 1
+	n := uint64(len(s.entries))
+	var again []planEntry
+	if n+1 > cv.maxCount {
+		again = append([]planEntry(nil), s.entries...)
+	}
+	cv.newcomer = cv.simulate(s.entries, 1)
+	if again != nil {
+		cv.connected = cv.simulate(again, 0)
+	} else {
+		cv.connected = cv.newcomer // the count never binds: the same steps
+	}
+	return cv
+}
+
+// simulate runs the enforcement simulation of plan over entries (reordered in
+// place), starting at the snapshot's count plus slot.
+func (cv *capacityCurve) simulate(entries []planEntry, slot uint64) curveSim {
+	sim := curveSim{slot: slot, first: make([]int32, len(entries))}
+	for i := range sim.first {
+		sim.first[i] = -1
+	}
+	count := uint64(len(entries)) + slot
 	var capSum uint64
 	for _, c := range cv.caps {
 		capSum += c
 	}
-	cv.steps = make([]curveStep, 1, len(s.entries)+1)
-	cv.steps[0] = curveStep{count: count, capSum: capSum, best1: math.MinInt64, best2: math.MinInt64, best1Idx: -1, client: -1, next: -1}
-	h := planHeap(s.entries)
+	sim.steps = make([]curveStep, 1, len(entries)+1)
+	sim.steps[0] = curveStep{count: count, capSum: capSum, best1: math.MinInt64, best2: math.MinInt64, best1Idx: -1, client: -1, next: -1}
+	h := planHeap(entries)
 	for i := len(h)/2 - 1; i >= 0; i-- {
 		h.down(i)
 	}
-	last := make([]int32, len(s.entries))
-	prev := cv.steps[0]
+	last := make([]int32, len(entries))
+	prev := sim.steps[0]
 	for len(h) > 0 {
 		e := h.pop()
 		idx, cutPrio, snapIdx := int32(e.hidx), e.prio, e.hidx
@@ -105,17 +139,17 @@ func (s *curveSnapshot) build() *capacityCurve {
 		case cutPrio > st.best2:
 			st.best2 = cutPrio
 		}
-		k := int32(len(cv.steps))
-		if cv.first[idx] < 0 {
-			cv.first[idx] = k
+		k := int32(len(sim.steps))
+		if sim.first[idx] < 0 {
+			sim.first[idx] = k
 		} else {
-			cv.steps[last[idx]].next = k
+			sim.steps[last[idx]].next = k
 		}
 		last[idx] = k
-		cv.steps = append(cv.steps, st)
+		sim.steps = append(sim.steps, st)
 		prev = st
 	}
-	return cv
+	return sim
 }
 
 // down restores the heap order below i.
@@ -139,28 +173,32 @@ func (h planHeap) down(i int) {
 
 // curveView reads the curve for one asker: xIdx is its own snapshot index (-1
 // if it is not in the snapshot); its allocation counts as free and its own
-// cuts are ignored.
+// cuts are ignored. sim is the simulation for that kind of asker.
 type curveView struct {
 	cv   *capacityCurve
+	sim  *curveSim
 	xIdx int32
 }
 
-// state returns the active count and capacity after step k, without the asker.
+// state returns the active count after step k with the asker holding a slot,
+// and the active capacity after step k without the asker.
 func (v curveView) state(k int) (count, capSum uint64) {
-	st := &v.cv.steps[k]
+	st := &v.sim.steps[k]
 	count, capSum = st.count, st.capSum
 	if v.xIdx < 0 {
 		return count, capSum
 	}
 	xCap, removed := v.cv.caps[v.xIdx], false
-	for j := v.cv.first[v.xIdx]; j >= 0 && int(j) <= k; j = v.cv.steps[j].next {
-		xCap = v.cv.steps[j].capAfter
+	for j := v.sim.first[v.xIdx]; j >= 0 && int(j) <= k; j = v.sim.steps[j].next {
+		xCap = v.sim.steps[j].capAfter
 		removed = xCap == 0
 	}
+	// the others, plus the one slot the asker holds
+	count -= v.sim.slot
 	if !removed {
-		count-- // the asker was counted twice: in the snapshot and as the asker
+		count--
 	}
-	return count, capSum - xCap
+	return count + 1, capSum - xCap
 }
 
 // free returns the capacity free after step k (0 while the count is over).
@@ -175,7 +213,7 @@ func (v curveView) free(k int) uint64 {
 // need returns the priority the asker must exceed to get what step k frees:
 // the highest priority cut up to step k, by a client other than the asker.
 func (v curveView) need(k int) int64 {
-	st := &v.cv.steps[k]
+	st := &v.sim.steps[k]
 	if st.best1Idx == v.xIdx && v.xIdx >= 0 {
 		return st.best2
 	}
@@ -191,9 +229,12 @@ func (cv *capacityCurve) maxCapacity(b balSnap, addTokens int64, bias time.Durat
 	if cv.maxCount == 0 || cv.minCap > cv.maxCap {
 		return 0
 	}
-	v := curveView{cv: cv, xIdx: xIdx}
+	v := curveView{cv: cv, sim: &cv.newcomer, xIdx: xIdx}
+	if xIdx >= 0 {
+		v.sim = &cv.connected
+	}
 	prio := func(capacity uint64) int64 { return b.estimate(capacity, addTokens, 0, bias) }
-	n := len(cv.steps)
+	n := len(v.sim.steps)
 	kmin := sort.Search(n, func(k int) bool { return v.free(k) >= cv.minCap })
 	if kmin == n || prio(cv.minCap) <= v.need(kmin) {
 		return 0

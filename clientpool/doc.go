@@ -39,8 +39,10 @@
 //     it (a frontier heap over heap indices), so evicting or cutting k clients
 //     costs O(k log k) and register/unregister are O(log n).
 //   - capacityCurve: a cached simulation of enforcement over a snapshot of the
-//     active set, answered by binary search; rebuilt on the first query after
-//     a change that moved 1% of maxCap, or any change once it is 100 ms old.
+//     active set (one for a newcomer, which needs a slot, and one for an
+//     active asker, which holds one), answered by binary search; rebuilt on
+//     the first query after a change that moved 1% of maxCap, or any change
+//     once it is 100 ms old.
 //   - total: the sum of all positive balances as one ExpiredValue, updated on
 //     every balance change, plus the unsettled spending rate of active clients.
 //
