@@ -193,17 +193,13 @@ func (m *poolModel) opSetCapacity(c chooser) {
 	req := uint64(c.intn(int(2*maxCap) + 2))
 	bias := modelBiases[c.intn(len(modelBiases))]
 	cur := p.Capacity()
-	var (
-		pos     uint64
-		rawZero = true // no positive balance at all, not even below one token
-	)
+	var pos uint64
 	if b := p.Balance(); b != nil {
-		pos, _ = b.GetBalance()
-		raw, _ := b.GetRawBalance()
-		rawZero = raw.Base == 0
+		pos, _ = b.GetBalance() // reads without settling
 	}
 	disconnected := p.Disconnected()
 	reentrantBefore := m.seen.reentrant
+	before := len(p.Updates())
 	got, err := m.pool.SetCapacity(p.node, req, bias, true)
 	// A peer that unregisters from inside Disconnect runs a nested pool call
 	// before SetCapacity returns, and that call may change the requester's
@@ -220,23 +216,23 @@ func (m *poolModel) opSetCapacity(c chooser) {
 	if target < m.minCap {
 		target = m.minCap
 	}
-	// When the balance has just run out (its threshold is due but the pool
-	// has not handled it yet), SetCapacity may first cut the client to minCap
-	// and serve the request from there; both readings are accepted.
-	problem := m.checkSetCapacity(p, cur, target, pos, rawZero, got, err, nested)
-	if problem != "" && pos == 0 && cur > m.minCap {
-		if m.checkSetCapacity(p, m.minCap, target, pos, rawZero, got, err, nested) == "" {
-			problem = ""
-		}
+	// A client whose positive balance reads 0 (spent or decayed) has lost
+	// priority: if it holds more than minCap, the pool cuts it to minCap
+	// first (reported with requested=false) and serves the request from there.
+	cut := pos == 0 && cur > m.minCap
+	if cut {
+		cur = m.minCap
 	}
-	if problem != "" {
+	if problem := m.checkSetCapacity(p, cur, target, pos, got, err, nested, before, cut); problem != "" {
 		m.failf("%s", problem)
 	}
 }
 
 // checkSetCapacity checks a SetCapacity(target) answer for a client that had
-// capacity cur and positive balance pos; it returns what is wrong, or "".
-func (m *poolModel) checkSetCapacity(p *testPeer, cur, target, pos uint64, rawZero bool, got uint64, err error, nested bool) string {
+// capacity cur (minCap if the pool had to cut it first, cut) and positive
+// balance pos; before is the number of updates the peer had seen before the
+// call. It returns what is wrong, or "".
+func (m *poolModel) checkSetCapacity(p *testPeer, cur, target, pos uint64, got uint64, err error, nested bool, before int, cut bool) string {
 	switch {
 	case cur == 0:
 		if got != 0 || err != nil {
@@ -247,19 +243,11 @@ func (m *poolModel) checkSetCapacity(p *testPeer, cur, target, pos uint64, rawZe
 		if got != target || err != nil {
 			return fmt.Sprintf("decrease from %d to %d returned %d, %v; a decrease always succeeds", cur, target, got, err)
 		}
-	case pos == 0 && !rawZero:
-		// Less than one token left (decayed): it reads as 0 but may still
-		// count as a positive balance; either answer is acceptable.
-		return ""
 	case pos == 0:
 		m.seen.noPriority++
-		if !errors.Is(err, clientpool.ErrNoPriority) {
-			return fmt.Sprintf("raise from %d to %d without a positive balance returned %d, %v; want ErrNoPriority", cur, target, got, err)
+		if !errors.Is(err, clientpool.ErrNoPriority) || got != cur {
+			return fmt.Sprintf("raise from %d to %d without a positive balance returned %d, %v; want %d, ErrNoPriority", cur, target, got, err, cur)
 		}
-		if now := p.Capacity(); now != cur && now != m.minCap {
-			return fmt.Sprintf("refused raise changed the capacity from %d to %d", cur, now)
-		}
-		return ""
 	default:
 		if err != nil || got < cur || got > target {
 			return fmt.Sprintf("raise from %d to %d returned %d, %v; want a grant in [%d, %d] and nil", cur, target, got, err, cur, target)
@@ -270,18 +258,26 @@ func (m *poolModel) checkSetCapacity(p *testPeer, cur, target, pos uint64, rawZe
 			m.seen.partialGrants++
 		}
 	}
-	if err == nil && !nested {
-		if now := p.Capacity(); now != got {
-			return fmt.Sprintf("SetCapacity returned %d but the peer was told %d", got, now)
+	if nested {
+		return ""
+	}
+	if now := p.Capacity(); now != got {
+		return fmt.Sprintf("SetCapacity returned %d but the peer was told %d", got, now)
+	}
+	// Every change this call made is reported as requested, except the
+	// pool's own cut to minCap of a client whose balance ran out.
+	u := p.Updates()[before:]
+	if cut && (len(u) == 0 || u[0].cap != m.minCap || u[0].requested) {
+		// the cut may have happened earlier (a settling read), not in this call
+		if last := p.Updates(); before == 0 || last[before-1].cap != m.minCap {
+			return fmt.Sprintf("client with no balance left held more than minCap, but SetCapacity did not cut it to %d first: updates %v", m.minCap, u)
 		}
-		// A granted raise is reported as requested. (A decrease may be
-		// preceded by the pool's own cut to minCap when the positive balance
-		// ran out just now, and then needs no report of its own.)
-		if got > cur {
-			u := p.Updates()
-			if last := u[len(u)-1]; !last.requested {
-				return "requested capacity change reported with requested=false"
-			}
+	} else if cut {
+		u = u[1:]
+	}
+	for _, x := range u {
+		if !x.requested {
+			return fmt.Sprintf("requested capacity change reported with requested=false: updates %v", u)
 		}
 	}
 	return ""
