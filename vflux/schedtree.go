@@ -1,6 +1,9 @@
 package vflux
 
-import "github.com/ethereum/go-ethereum/p2p/enode"
+import (
+	"github.com/ethereum/go-ethereum/p2p/enode"
+	"github.com/vflux-net/vflux/params"
+)
 
 // Maintenance of the scheduling tree (see scheduler.go for the rules): nodes,
 // their queues, activation, charging, idle debts, forgetting and penalties.
@@ -32,8 +35,17 @@ type fnode struct {
 	head int
 }
 
+// tagLess orders waiting siblings for service: the least start tag first;
+// among equal tags the one with less cost waiting (a sparse sender before a
+// standing backlog), then the one that started waiting first.
 func tagLess(a, b *fnode) bool {
-	return a.vtime < b.vtime || (a.vtime == b.vtime && a.seq < b.seq)
+	if a.vtime != b.vtime {
+		return a.vtime < b.vtime
+	}
+	if a.queued != b.queued {
+		return a.queued < b.queued
+	}
+	return a.seq < b.seq
 }
 
 func loadLess(a, b *fnode) bool {
@@ -163,17 +175,37 @@ func (s *scheduler) addQueued(n *fnode, cost uint64) {
 		if was == 0 {
 			s.activate(x)
 		} else {
+			x.parent.byTag.fix(x)
 			x.parent.byLoad.fix(x)
 		}
 	}
+}
+
+// idleCredit returns how far behind the virtual clock of p a child may start
+// (see scheduler.go): one full batch for classes and address groups, nothing
+// for node IDs, which cost nothing to make anew.
+func idleCredit(p *fnode) uint64 {
+	if p.level == levelGroup {
+		return 0
+	}
+	return params.MaxRequestsPerBatch
+}
+
+// floorTag is the least start tag a child of p may have: the clock less the
+// idle credit. A child whose tag is not above it behaves like a new one.
+func floorTag(p *fnode) uint64 {
+	if c := idleCredit(p); p.vclock > c {
+		return p.vclock - c
+	}
+	return 0
 }
 
 // activate puts x, which just started waiting, into its parent's heaps.
 func (s *scheduler) activate(x *fnode) {
 	p := x.parent
 	x.retainStamp = 0 // its retained entry, if any, is now stale
-	if x.vtime < p.vclock {
-		x.vtime = p.vclock
+	if f := floorTag(p); x.vtime < f {
+		x.vtime = f
 	}
 	x.seq = s.nextSeq()
 	p.byTag.push(x)
@@ -225,7 +257,7 @@ func (s *scheduler) settle(x *fnode) {
 	switch {
 	case x.level == levelClass:
 		// Classes always exist.
-	case x.vtime > p.vclock:
+	case x.vtime > floorTag(p):
 		s.retain(x)
 	default:
 		s.forget(x)
@@ -269,13 +301,15 @@ func (p *fnode) popRetained() retainRef {
 	return r
 }
 
-// expireDebts forgets the oldest idle children of p while the clock has passed
-// their debt. (A child whose debt expired behind a younger debt stays a while;
-// it behaves exactly as a forgotten one would.)
+// expireDebts forgets the oldest idle children of p while the floor tag has
+// passed their tag: they have earned the full idle credit. (A child that
+// earned it behind a younger entry stays a while; it behaves exactly as a
+// forgotten one would.)
 func (s *scheduler) expireDebts(p *fnode) {
+	floor := floorTag(p)
 	for p.retainHead < len(p.retained) {
 		r := p.retained[p.retainHead]
-		if r.valid() && r.n.vtime > p.vclock {
+		if r.valid() && r.n.vtime > floor {
 			return
 		}
 		p.popRetained()
@@ -366,7 +400,9 @@ func (s *scheduler) migrate(g *fnode) {
 	g.retainStamp = 0 // stale in the old class's list
 	g.parent = to
 	g.vtime = to.vclock + debt
-	if debt > 0 {
+	if g.vtime > floorTag(to) {
 		s.retain(g)
+	} else {
+		s.forget(g)
 	}
 }

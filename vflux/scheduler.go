@@ -27,11 +27,23 @@ import (
 // serving a request of cost c adds c to the virtual time of its ID, its group
 // and its class (start-time fair queueing): backlogged siblings get equal
 // shares of the served cost, whatever their request costs or rates. A parent's
-// virtual clock is the largest start tag it has served; a child that starts
-// waiting begins at the clock, so idle time earns no credit (and a newcomer is
-// served before whoever was served just now), and a child that stops waiting
-// while ahead of the clock keeps that debt until the clock passes it, so
-// leaving and coming back wins nothing. New groups share one class, so a flood
+// virtual clock is the largest start tag it has served, and every waiting
+// child's tag is at least the clock, except for an idle credit: a class or
+// address group that starts waiting begins at its own tag (where its last
+// service ended) or at the clock less one full batch
+// (params.MaxRequestsPerBatch), whichever is later. So a sparse sender, idle
+// while the clock moved on, is served ahead of the standing backlogs (the
+// flooders not yet served this round sit at the clock), instead of after a
+// whole round of them; and since the credit is earned only while the clock
+// moves by as much without the child (its backlogged siblings being served
+// meanwhile), leaving and coming back wins at most one batch, never a larger
+// share. A child that stops waiting is remembered until it has earned the
+// full credit; a forgotten or new one starts with it. Node IDs earn no credit
+// (fresh IDs cost nothing): a new ID starts at its group's clock. Among equal
+// tags the child with less cost waiting goes first (a sparse sender before a
+// standing backlog: this orders the new class, whose groups all start at its
+// clock and leave it when first served), then the one that started waiting
+// first. New groups share one class, so a flood
 // from ever-fresh addresses takes at most a quarter of the service from groups
 // that have been served before (the new class is charged newClassWeight times
 // its cost).

@@ -24,12 +24,16 @@ type simClient struct {
 	cost       func(*rand.Rand) uint64
 	window     int
 	rate       float64
+	period     time.Duration // if set: one request every period (from start)
+	resend     time.Duration // closed loop: refill the window at most this often
 	start      time.Duration // begins sending at this simulated time
 
+	nextSend                     time.Duration // periodic senders
 	pending                      int
 	sent, served, dropped, limbo int
 	servedCost                   uint64 // within the measurement window
 	maxWait                      time.Duration
+	lastDrop                     time.Duration // arrival time of the newest dropped request
 }
 
 func fixedCost(c uint64) func(*rand.Rand) uint64 {
@@ -72,6 +76,7 @@ func runSim(t *testing.T, cfg simConfig, clients []*simClient) {
 		c.pending--
 		if !served {
 			c.dropped++
+			c.lastDrop = max(c.lastDrop, time.Duration(sr.arrival))
 			return
 		}
 		c.served++
@@ -116,13 +121,25 @@ func runSim(t *testing.T, cfg simConfig, clients []*simClient) {
 			if time.Duration(now) < c.start {
 				continue
 			}
-			if c.window > 0 {
+			switch {
+			case c.period > 0:
+				if c.nextSend < c.start {
+					c.nextSend = c.start
+				}
+				for ; c.nextSend <= time.Duration(now); c.nextSend += c.period {
+					send(c, now)
+				}
+			case c.window > 0:
 				// Refill the window, at most once per step (a request dropped at
-				// once is resent in the next step).
+				// once is resent in the next step) or per resend interval.
+				if time.Duration(now) < c.nextSend {
+					break
+				}
+				c.nextSend = time.Duration(now) + c.resend
 				for n := c.window - c.pending; n > 0; n-- {
 					send(c, now)
 				}
-			} else {
+			default:
 				for n := poisson(rng, c.rate*step.Seconds()); n > 0; n-- {
 					send(c, now)
 				}
@@ -284,6 +301,85 @@ func TestSchedulerFloods(t *testing.T) {
 			total := float64(honestCost + flood.servedCost)
 			if want := cfg.rate * (cfg.duration - cfg.measureFrom).Seconds(); math.Abs(total/want-1) > 0.02 {
 				t.Errorf("served %.0f cost units, want %.0f: the flood should use what the honest nodes leave", total, want)
+			}
+		})
+	}
+}
+
+// TestSparseSendersAreServedThroughAFloodFromManyAddresses models the node
+// load test (node/flood_test.go): 32 addresses each keeping two 16-request
+// batches waiting from fresh node IDs, one more address keeping sixteen
+// waiting from fresh IDs, all far over the rate of 1,000 requests/s, and
+// three honest nodes on their own addresses sending one batch a second with
+// the TALKREQ wait bound of 50 ms. The honest nodes use a tiny part of their
+// fair share and were idle for a second before each batch, so each batch is
+// served ahead of the flooders' standing backlogs and nothing of theirs is
+// dropped, whether it is smaller than a flood batch (the less waiting goes
+// first among equal tags) or as big (the idle credit); the flood takes the
+// rest of the rate and is dropped. (Only while the flood's own addresses are
+// still new, in its first two seconds, may an honest node's first batch wait
+// too long: newcomers share a quarter of the service.)
+func TestSparseSendersAreServedThroughAFloodFromManyAddresses(t *testing.T) {
+	tests := []struct {
+		name string
+		cost uint64
+	}{
+		{"honest batches of 3 requests (a capacity query with info and balance)", 3},
+		{"honest batches of 16 requests, as big as the flood's", params.MaxRequestsPerBatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var flood []*simClient
+			for i := range 32 {
+				flood = append(flood, &simClient{
+					name: fmt.Sprintf("flood address %d", i), addr: net.IPv4(198, 51, 100, byte(10+i)), randomID: true,
+					cost: fixedCost(params.MaxRequestsPerBatch), window: 2, resend: time.Millisecond,
+				})
+			}
+			flood = append(flood, &simClient{
+				name: "flood of fresh IDs", addr: net.IPv4(198, 51, 100, 2), randomID: true,
+				cost: fixedCost(params.MaxRequestsPerBatch), window: 16, resend: time.Millisecond,
+			})
+			var honest []*simClient
+			for i := range 3 {
+				honest = append(honest, &simClient{
+					name: fmt.Sprintf("honest %d", i), addr: net.IPv4(192, 0, 2, byte(101+i)), id: enode.ID{byte(i + 1)},
+					cost: fixedCost(tt.cost), period: time.Second, start: time.Second + time.Duration(i)*137*time.Millisecond,
+				})
+			}
+			cfg := simConfig{rate: 1000, maxWait: params.TalkMaxWait, duration: 21 * time.Second, measureFrom: time.Second, seed: 4}
+			runSim(t, cfg, append(flood, honest...))
+
+			var sent, served int
+			for _, c := range honest {
+				t.Logf("%s: sent %d, served %d, dropped %d, max wait %v", c.name, c.sent, c.served, c.dropped, c.maxWait)
+				sent += c.sent
+				served += c.served + c.limbo
+				if c.dropped > 0 && c.lastDrop >= 3*time.Second {
+					t.Errorf("%s had a batch sent at %v dropped, after the flood's addresses were established", c.name, c.lastDrop)
+				}
+			}
+			if sent < 57 {
+				t.Fatalf("the honest nodes sent only %d batches", sent)
+			}
+			if frac := float64(served) / float64(sent); frac < 0.95 {
+				t.Errorf("the honest nodes got %d of %d batches (%.0f%%) answered, want at least 95%%", served, sent, 100*frac)
+			}
+			var floodSent, floodDropped int
+			var total uint64
+			for _, c := range append(flood, honest...) {
+				total += c.servedCost
+			}
+			for _, c := range flood {
+				floodSent += c.sent
+				floodDropped += c.dropped
+			}
+			t.Logf("flood: sent %d, dropped %d", floodSent, floodDropped)
+			if floodDropped < floodSent/2 {
+				t.Errorf("the flood lost only %d of %d batches", floodDropped, floodSent)
+			}
+			if want := cfg.rate * (cfg.duration - cfg.measureFrom).Seconds(); math.Abs(float64(total)/want-1) > 0.02 {
+				t.Errorf("served %d cost units, want %.0f: the flood should use what the honest nodes leave", total, want)
 			}
 		})
 	}
