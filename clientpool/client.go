@@ -84,11 +84,13 @@ type client struct {
 	bestIx   int
 	worstIx  int
 
-	timer      mclock.Timer // threshold timer while active
-	timerDue   mclock.AbsTime
-	timerGen   uint64
-	allowTimer mclock.Timer // inactive allowance timer
-	allowGen   uint64
+	timer       mclock.Timer // threshold timer while active
+	timerDue    mclock.AbsTime
+	timerGen    uint64
+	allowTimer  mclock.Timer // inactive allowance timer
+	allowGen    uint64
+	allowSince  mclock.AbsTime // when the running (or paused) allowance started
+	allowPaused bool           // activated while the allowance ran: resume it if the peer never saw the activation
 
 	planGen  uint64 // planner scratch
 	planCap  uint64

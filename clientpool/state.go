@@ -1,6 +1,8 @@
 package clientpool
 
 import (
+	"time"
+
 	"github.com/ethereum/go-ethereum/common/mclock"
 	"github.com/vflux-net/vflux/params"
 )
@@ -26,7 +28,9 @@ func (p *ClientPool) rekey(c *client, now mclock.AbsTime) {
 func (p *ClientPool) activate(c *client, cap uint64, now mclock.AbsTime, acts *callbacks) {
 	p.inactiveBest.remove(c)
 	p.inactiveLow.remove(c)
+	paused := c.allowTimer != nil
 	p.stopAllowance(c)
+	c.allowPaused = paused
 	c.active = true
 	c.capacity = cap
 	c.lastSettle = now
@@ -84,7 +88,15 @@ func (p *ClientPool) removeActive(c *client, now mclock.AbsTime, acts *callbacks
 
 // deactivate moves an active client to the inactive set, where it waits (a
 // client without priority for its allowance).
+//
+// Fix: an activation the peer never saw (it was told no capacity since, say
+// because the same call deactivated it again) does not restart the allowance:
+// the allowance that was running goes on from when it started, so a free
+// client cannot stay inactive for longer than its allowance.
 func (p *ClientPool) deactivate(c *client, now mclock.AbsTime, acts *callbacks) {
+	if c.told != 0 {
+		c.allowPaused = false // the peer saw it active: a fresh allowance
+	}
 	p.removeActive(c, now, acts, true)
 	acts.event(EventDeactivated, c, now)
 	c.setInactiveKey()
@@ -122,7 +134,9 @@ func (p *ClientPool) disconnect(c *client, now mclock.AbsTime, acts *callbacks) 
 }
 
 // startAllowance starts the inactive allowance of a client without priority;
-// an allowance of 0 disconnects it at once. Priority clients wait forever.
+// an allowance of 0 disconnects it at once. Priority clients wait forever. An
+// allowance paused by an activation the peer never saw resumes where it was
+// (see deactivate): only what is left of it is armed.
 func (p *ClientPool) startAllowance(c *client, acts *callbacks) {
 	if c.active || c.disconnected || !c.registered {
 		return
@@ -135,21 +149,29 @@ func (p *ClientPool) startAllowance(c *client, acts *callbacks) {
 		return // already counting
 	}
 	now := p.clock.Now()
-	if c.allowance <= 0 || p.stopped {
+	if !c.allowPaused {
+		c.allowSince = now
+	}
+	c.allowPaused = false
+	left := c.allowance - time.Duration(now-c.allowSince)
+	if left <= 0 || p.stopped {
 		p.disconnect(c, now, acts)
 		return
 	}
 	c.allowGen++
 	gen := c.allowGen
-	c.allowTimer = p.clock.AfterFunc(c.allowance, func() { p.onAllowance(c, gen) })
+	c.allowTimer = p.clock.AfterFunc(left, func() { p.onAllowance(c, gen) })
 }
 
+// stopAllowance stops the allowance timer; the allowance ends (a paused one
+// is kept by activate only).
 func (p *ClientPool) stopAllowance(c *client) {
 	if c.allowTimer != nil {
 		c.allowTimer.Stop()
 		c.allowTimer = nil
 	}
 	c.allowGen++
+	c.allowPaused = false
 }
 
 // onAllowance disconnects a client whose inactive allowance ran out.
