@@ -56,13 +56,15 @@ type ConnectedBalance interface {
 }
 
 // AtomicBalanceOperator changes balances inside BalanceOperation; every change
-// is persisted before BalanceOperation returns.
+// is persisted before the method making it returns.
 type AtomicBalanceOperator interface {
 	ReadOnlyBalance
 	// AddBalance adds amount (which may be negative) to the positive balance. It
-	// returns an error and changes nothing if the result would exceed MaxInt64.
+	// returns an error and changes nothing if the result would exceed MaxInt64
+	// or the database write fails.
 	AddBalance(amount int64) (old, new uint64, err error)
-	// SetBalance sets both balances; values over MaxInt64 are an error.
+	// SetBalance sets both balances; values over MaxInt64 and a failed
+	// database write are an error and change nothing.
 	SetBalance(pos, neg uint64) error
 }
 
@@ -79,6 +81,8 @@ var (
 	ErrBalanceOverflow = errors.New("balance over MaxInt64")
 	// ErrNoFreeID: a non-zero negative balance needs a free-client ID.
 	ErrNoFreeID = errors.New("negative balance needs a free-client ID")
+	// ErrStopped: the pool was stopped.
+	ErrStopped = errors.New("client pool stopped")
 )
 
 // errBalanceOverflow is wrapped with context by the balance operator.

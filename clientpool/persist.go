@@ -237,8 +237,34 @@ func (op *balanceOp) GetPriceFactors() (pos, neg PriceFactors) {
 	return op.posF, op.negF
 }
 
-// AddBalance adds amount to the positive balance; a result over MaxInt64 is an
-// error and changes nothing. Subtracting more than there is leaves 0.
+// persist writes the operator's positive balance (pos) and, if it was set or
+// settled since its last write, the negative balance, with the offsets. The
+// caller undoes its change when this fails (SPEC 2.5: a top-up is on disk when
+// the call returns, so a failed write must reach the caller).
+func (op *balanceOp) persist(pos, neg bool) error {
+	b := op.p.st.newBatch()
+	if pos {
+		b.putPos(op.id, *op.pos)
+	}
+	neg = neg || op.neg.dirty
+	if neg {
+		b.putNeg(op.neg.freeID, op.neg.value)
+	}
+	if err := b.write(op.p.posExp.at(op.now), op.p.negExp.at(op.now)); err != nil {
+		return err
+	}
+	if pos && op.c != nil {
+		op.c.posDirty, op.c.posDropped = false, false
+	}
+	if neg {
+		op.neg.dirty, op.neg.dropped = false, false
+	}
+	return nil
+}
+
+// AddBalance adds amount to the positive balance and persists it before it
+// returns; a result over MaxInt64 or a failed database write is an error and
+// changes nothing. Subtracting more than there is leaves 0.
 func (op *balanceOp) AddBalance(amount int64) (old, new uint64, err error) {
 	l := op.p.posExp.at(op.now)
 	old = op.pos.Value(l)
@@ -248,6 +274,7 @@ func (op *balanceOp) AddBalance(amount int64) (old, new uint64, err error) {
 	if amount == 0 {
 		return old, old, nil
 	}
+	prev := *op.pos
 	if amount > 0 {
 		op.pos.Add(amount, l)
 	} else if uint64(-(amount + 1)) >= old { // -amount >= old without overflow
@@ -255,13 +282,17 @@ func (op *balanceOp) AddBalance(amount int64) (old, new uint64, err error) {
 	} else {
 		op.pos.Add(amount, l)
 	}
+	if err := op.persist(true, false); err != nil {
+		*op.pos = prev
+		return old, old, fmt.Errorf("add %d tokens to balance %d: %w", amount, old, err)
+	}
 	op.posChanged = true
 	return old, op.pos.Value(l), nil
 }
 
-// SetBalance sets both balances. Values over MaxInt64 are an error (Fix), as
-// is a non-zero negative balance for the empty free-client ID; on error
-// nothing changes.
+// SetBalance sets both balances and persists them before it returns. Values
+// over MaxInt64 are an error (Fix), as are a non-zero negative balance for the
+// empty free-client ID and a failed database write; on error nothing changes.
 func (op *balanceOp) SetBalance(pos, neg uint64) error {
 	if pos > math.MaxInt64 || neg > math.MaxInt64 {
 		return fmt.Errorf("set balance (%d, %d): %w", pos, neg, errBalanceOverflow)
@@ -269,19 +300,26 @@ func (op *balanceOp) SetBalance(pos, neg uint64) error {
 	if neg != 0 && op.neg.freeID == "" {
 		return ErrNoFreeID
 	}
+	prevPos, prevNeg := *op.pos, op.neg.value
 	*op.pos = ExpiredValue{}
 	op.pos.Add(int64(pos), op.p.posExp.at(op.now))
 	op.neg.value = ExpiredValue{}
 	op.neg.value.Add(int64(neg), op.p.negExp.at(op.now))
+	if err := op.persist(true, true); err != nil {
+		*op.pos, op.neg.value = prevPos, prevNeg
+		return fmt.Errorf("set balance (%d, %d): %w", pos, neg, err)
+	}
 	op.posChanged, op.negChanged = true, true
 	return nil
 }
 
 // BalanceOperation runs cb with atomic access to the balances of node id and
-// free-client ID freeID, connected or not, and persists every change before
-// it returns. cb runs with the pool lock held: it must only use the operator
-// and must not call into the pool. A connected client's changed priority takes
-// effect at once (it may be activated, cut or evicted).
+// free-client ID freeID, connected or not. Each AddBalance or SetBalance of the
+// operator is persisted before it returns; a failed write undoes that change
+// and is returned by it. cb runs with the pool lock held: it must only use the
+// operator and must not call into the pool. A connected client's changed
+// priority takes effect at once (it may be activated, cut or evicted). After
+// Stop, cb is not run.
 func (p *ClientPool) BalanceOperation(id enode.ID, freeID string, cb func(AtomicBalanceOperator)) {
 	if cb == nil {
 		return
@@ -320,24 +358,14 @@ func (p *ClientPool) BalanceOperation(id enode.ID, freeID string, cb func(Atomic
 	oldPos := *op.pos
 	hadPriority := !oldPos.IsZero()
 	cb(op)
-	if op.posChanged || op.negChanged {
-		b := p.st.newBatch()
+	if op.posChanged || op.negChanged { // each change was persisted by the operator
 		if op.posChanged {
-			b.putPos(id, *op.pos)
 			if c != nil {
-				c.posDirty, c.posDropped = false, false
 				p.updateTotal(c)
 			} else {
 				p.total.SubExp(oldPos)
 				p.total.AddExp(*op.pos)
 			}
-		}
-		if op.negChanged || op.neg.dirty {
-			b.putNeg(op.neg.freeID, op.neg.value)
-			op.neg.dirty, op.neg.dropped = false, false
-		}
-		if err := b.write(p.posExp.at(now), p.negExp.at(now)); err != nil {
-			logWriteError(err)
 		}
 		if c != nil {
 			if hadPriority && !c.hasPriority() {
@@ -355,4 +383,21 @@ func (p *ClientPool) BalanceOperation(id enode.ID, freeID string, cb func(Atomic
 	}
 	p.mu.Unlock()
 	acts.run(p)
+}
+
+// AddBalance adds amount (negative to take tokens away) to the positive
+// balance of node id, whose free-client ID is freeID ("" if not connected),
+// and returns the balance before and after. The new balance is on disk when it
+// returns: a failed database write changes nothing and is returned (SPEC 2.5,
+// a paid top-up must survive a crash). After Stop it returns ErrStopped.
+func (p *ClientPool) AddBalance(id enode.ID, freeID string, amount int64) (old, new uint64, err error) {
+	ran := false
+	p.BalanceOperation(id, freeID, func(op AtomicBalanceOperator) {
+		ran = true
+		old, new, err = op.AddBalance(amount)
+	})
+	if !ran {
+		return 0, 0, ErrStopped
+	}
+	return old, new, err
 }

@@ -96,26 +96,26 @@ func (s *store) loadOffsets() (pos, neg LogOffset) {
 // writeBatch collects balance writes; every batch also carries the offsets, so
 // a value and the offset it is measured against never disagree after a crash.
 type writeBatch struct {
-	b ethdb.Batch
+	b   ethdb.Batch
+	err error // the first failed put, returned by write
 }
 
 func (s *store) newBatch() *writeBatch { return &writeBatch{b: s.db.NewBatch()} }
 
-// putValue stores v under key, or deletes the key when v is zero.
+// putValue stores v under key, or deletes the key when v is zero. A failure is
+// kept for write to return.
 func (w *writeBatch) putValue(key []byte, v ExpiredValue) {
+	var err error
 	if v.IsZero() {
-		if err := w.b.Delete(key); err != nil {
-			log.Error("Failed to delete balance", "err", err)
+		err = w.b.Delete(key)
+	} else {
+		var enc []byte
+		if enc, err = rlp.EncodeToBytes(&v); err == nil {
+			err = w.b.Put(key, enc)
 		}
-		return
 	}
-	enc, err := rlp.EncodeToBytes(&v)
-	if err != nil {
-		log.Error("Failed to encode balance", "err", err)
-		return
-	}
-	if err := w.b.Put(key, enc); err != nil {
-		log.Error("Failed to store balance", "err", err)
+	if err != nil && w.err == nil {
+		w.err = fmt.Errorf("store balance %x: %w", key, err)
 	}
 }
 
@@ -131,6 +131,9 @@ func (w *writeBatch) putNeg(freeID string, v ExpiredValue) {
 // write adds the offsets, writes the batch and releases it.
 func (w *writeBatch) write(pos, neg LogOffset) error {
 	defer w.b.Close()
+	if w.err != nil {
+		return w.err
+	}
 	if pos < 0 {
 		pos = 0
 	}

@@ -209,20 +209,12 @@ func (a *API) AddBalance(id string, amount *big.Int) ([2]uint64, error) {
 	if c, ok := a.s.clients.get(nodeID); ok {
 		freeID = c.freeID
 	}
-	var (
-		oldBal, newBal uint64
-		opErr          error
-		ran            bool
-	)
-	a.s.pool.BalanceOperation(nodeID, freeID, func(op clientpool.AtomicBalanceOperator) {
-		ran = true
-		oldBal, newBal, opErr = op.AddBalance(amt)
-	})
+	oldBal, newBal, err := a.s.pool.AddBalance(nodeID, freeID, amt)
 	switch {
-	case !ran:
+	case errors.Is(err, clientpool.ErrStopped):
 		return [2]uint64{}, ErrNotServing
-	case opErr != nil:
-		return [2]uint64{}, fmt.Errorf("add %d tokens to %s: %w", amt, nodeID.TerminalString(), opErr)
+	case err != nil: // including a failed database write: the top-up did not happen
+		return [2]uint64{}, fmt.Errorf("add %d tokens to %s: %w", amt, nodeID.TerminalString(), err)
 	}
 	return [2]uint64{oldBal, newBal}, nil
 }
