@@ -19,7 +19,9 @@ type Peer interface {
 	// InactiveAllowance is how long a free client may wait inactive before it is
 	// disconnected; 0 disconnects it at once.
 	InactiveAllowance() time.Duration
-	// UpdateCapacity reports a capacity change to the client. It must not block.
+	// UpdateCapacity reports a capacity change to the client. It must not block
+	// and must not call into the pool (a call that changes this client's
+	// capacity would wait for this delivery to end, so it would deadlock).
 	UpdateCapacity(newCap uint64, requested bool)
 	// Disconnect asks the transport to drop the client; it must lead to
 	// Unregister eventually.

@@ -34,17 +34,22 @@ func (a *callbacks) event(t EventType, c *client, now mclock.AbsTime) {
 // not be held.
 //
 // Capacity updates are delivered so that every peer ends up told the pool's
-// capacity, each change once, even when callbacks call back into the pool or
-// several goroutines deliver at once:
+// capacity, each change once, and every update a call decides reaches the
+// peer before the call returns (SPEC 3.2), even when callbacks call back into
+// the pool or several goroutines deliver at once:
 //   - an update reports the client's capacity at delivery time, and only if it
 //     differs from what the peer was last told (c.told); a re-entrant call (say
 //     Unregister from Disconnect) delivers its own callbacks ahead of the rest
 //     of this batch, so the capacity decided here may be stale by its turn;
 //   - one goroutine at a time delivers to a client (c.delivering). A caller
-//     that finds a delivery running leaves a note (c.redeliver) and moves on;
-//     the running deliverer reads the capacity again after its call returns.
-//     That caller's update then reaches the peer just after, not before, the
-//     call returns: the price of never showing a peer an older capacity last.
+//     that finds a delivery under way waits for it to end (p.delivered), then
+//     delivers itself: the capacity it reads is at least as new as its own
+//     decision, and whatever the other goroutine sent was read earlier, so the
+//     peer is never left with an older capacity.
+//
+// The wait cannot deadlock because a goroutine is only ever "delivering"
+// inside Peer.UpdateCapacity, which must not call into the pool; Disconnect
+// (which may call Unregister) runs outside any delivery.
 //
 // Nothing is reported to an unregistered client.
 func (a *callbacks) run(p *ClientPool) {
@@ -60,34 +65,34 @@ func (a *callbacks) run(p *ClientPool) {
 	}
 }
 
+// testHookDeliveryWait, set only by tests, is called (pool lock held) when a
+// caller starts waiting for another goroutine's delivery to the same client.
+var testHookDeliveryWait func(p *ClientPool)
+
 // deliverCapacity tells c's peer its current capacity if it changed since the
 // peer was last told (see run). The pool lock must not be held.
 func (p *ClientPool) deliverCapacity(c *client, requested bool) {
 	p.mu.Lock()
-	if c.delivering {
-		c.redeliver = true
-		c.redeliverReq = c.redeliverReq || requested
+	for c.delivering {
+		if testHookDeliveryWait != nil {
+			testHookDeliveryWait(p)
+		}
+		p.delivered.Wait()
+	}
+	capacity := c.capacity
+	send := c.registered && capacity != c.told
+	if !send {
 		p.mu.Unlock()
 		return
 	}
+	c.told = capacity
 	c.delivering = true
-	for {
-		capacity := c.capacity
-		send := c.registered && capacity != c.told
-		if send {
-			c.told = capacity
-		}
-		p.mu.Unlock()
-		if send {
-			c.peer.UpdateCapacity(capacity, requested)
-		}
-		p.mu.Lock()
-		if !c.redeliver {
-			break
-		}
-		requested = c.redeliverReq
-		c.redeliver, c.redeliverReq = false, false
-	}
+	p.mu.Unlock()
+
+	c.peer.UpdateCapacity(capacity, requested)
+
+	p.mu.Lock()
 	c.delivering = false
+	p.delivered.Broadcast()
 	p.mu.Unlock()
 }

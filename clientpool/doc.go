@@ -55,10 +55,13 @@
 // (UpdateCapacity, Disconnect) and events are collected while mu is held and
 // delivered after it is released, in the order they were decided: for a
 // public call on the calling goroutine before the call returns, for a timer
-// on the timer's goroutine (inside Run with mclock.Simulated). A callback may
-// call back into the pool, e.g. Unregister from Disconnect. The BalanceOperation
-// callback is the exception: it runs with mu held and must only use the
-// operator it is given.
+// on the timer's goroutine (inside Run with mclock.Simulated). Disconnect may
+// call back into the pool, e.g. Unregister; UpdateCapacity must not. One
+// goroutine at a time delivers to a client: a caller that finds another
+// delivery under way waits for it (the condition variable delivered, on mu)
+// and then delivers itself, so its own decision reaches the peer before it
+// returns. The BalanceOperation callback runs with mu held and must only use
+// the operator it is given.
 //
 // A client told to Disconnect leaves the active and inactive sets at once and
 // is never reactivated; its later Unregister only settles and persists its

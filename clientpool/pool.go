@@ -60,6 +60,7 @@ type ClientPool struct {
 	curveChanged bool   // anything changed since the curve was built
 	snapGen      uint64
 	pending      []callbacks // decided by persistAll, run by its caller
+	delivered    sync.Cond   // on mu: a capacity delivery to some client ended (see deliverCapacity)
 }
 
 // NewClientPool creates a pool over the balance database db (memorydb when
@@ -90,6 +91,7 @@ func NewClientPool(db ethdb.KeyValueStore, minCap uint64, connectedBias time.Dur
 		clients: make(map[enode.ID]*client),
 		negs:    make(map[string]*negBalance),
 	}
+	p.delivered.L = &p.mu
 	p.active = clientHeap{less: lowerActive, idx: func(c *client) *int { return &c.activeIx }}
 	p.inactiveBest = clientHeap{less: betterInactive, idx: func(c *client) *int { return &c.bestIx }}
 	p.inactiveLow = clientHeap{less: func(a, b *client) bool { return betterInactive(b, a) }, idx: func(c *client) *int { return &c.worstIx }}
