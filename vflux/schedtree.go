@@ -15,6 +15,8 @@ type fnode struct {
 	vtime     uint64 // start tag: the virtual time of its next service
 	queued    uint64 // cost waiting in this subtree
 	penalised bool   // dropped from since it was last served
+	fresh     bool   // started waiting after the clock passed its tag; not served since
+	idleTag   uint64 // fresh: its tag before it started waiting (lower: idle longer)
 	seq       uint64 // activation order; breaks ties
 
 	tagIdx, loadIdx int    // indices in the parent's heaps; -1 when idle
@@ -36,11 +38,18 @@ type fnode struct {
 }
 
 // tagLess orders waiting siblings for service: the least start tag first;
-// among equal tags the one with less cost waiting (a sparse sender before a
-// standing backlog), then the one that started waiting first.
+// among equal tags a fresh one (idle while the clock moved on) before the
+// standing backlogs, then the one with less cost waiting (a sparse sender
+// before a standing backlog), then the one that started waiting first.
 func tagLess(a, b *fnode) bool {
 	if a.vtime != b.vtime {
 		return a.vtime < b.vtime
+	}
+	if a.fresh != b.fresh {
+		return a.fresh
+	}
+	if a.fresh && a.idleTag != b.idleTag {
+		return a.idleTag < b.idleTag
 	}
 	if a.queued != b.queued {
 		return a.queued < b.queued
@@ -181,31 +190,35 @@ func (s *scheduler) addQueued(n *fnode, cost uint64) {
 	}
 }
 
-// idleCredit returns how far behind the virtual clock of p a child may start
-// (see scheduler.go): one full batch for classes and address groups, nothing
-// for node IDs, which cost nothing to make anew.
-func idleCredit(p *fnode) uint64 {
-	if p.level == levelGroup {
-		return 0
+// freshens reports whether children of p can be fresh: classes and address
+// groups can, node IDs cannot (fresh IDs cost nothing to make).
+func freshens(p *fnode) bool { return p.level != levelGroup }
+
+// remembered reports whether the idle child x of p must be kept for its tag:
+// it has debt (its tag is ahead of the clock), or, where children can be
+// fresh, its tag is at the clock (it was not idle while the clock moved on).
+// A forgotten child behaves exactly as a remembered one would.
+func remembered(p, x *fnode) bool {
+	if freshens(p) {
+		return x.vtime+rememberIdle >= p.vclock
 	}
-	return params.MaxRequestsPerBatch
+	return x.vtime > p.vclock
 }
 
-// floorTag is the least start tag a child of p may have: the clock less the
-// idle credit. A child whose tag is not above it behaves like a new one.
-func floorTag(p *fnode) uint64 {
-	if c := idleCredit(p); p.vclock > c {
-		return p.vclock - c
-	}
-	return 0
-}
+// rememberIdle: an idle class or group is remembered until the clock is this
+// far past its tag, so that fresh siblings are ordered by how long they were
+// idle; one forgotten is older than any remembered one.
+const rememberIdle = 2 * params.MaxRequestsPerBatch
 
 // activate puts x, which just started waiting, into its parent's heaps.
 func (s *scheduler) activate(x *fnode) {
 	p := x.parent
 	x.retainStamp = 0 // its retained entry, if any, is now stale
-	if f := floorTag(p); x.vtime < f {
-		x.vtime = f
+	x.fresh = false
+	if x.vtime < p.vclock {
+		x.idleTag = x.vtime
+		x.vtime = p.vclock
+		x.fresh = freshens(p)
 	}
 	x.seq = s.nextSeq()
 	p.byTag.push(x)
@@ -230,6 +243,7 @@ func (s *scheduler) take(n *fnode, r *request, charge bool) {
 				x.vtime += r.cost
 			}
 			x.penalised = false
+			x.fresh = false
 		}
 		x.queued -= r.cost
 		s.settle(x)
@@ -257,7 +271,7 @@ func (s *scheduler) settle(x *fnode) {
 	switch {
 	case x.level == levelClass:
 		// Classes always exist.
-	case x.vtime > floorTag(p):
+	case remembered(p, x):
 		s.retain(x)
 	default:
 		s.forget(x)
@@ -301,15 +315,13 @@ func (p *fnode) popRetained() retainRef {
 	return r
 }
 
-// expireDebts forgets the oldest idle children of p while the floor tag has
-// passed their tag: they have earned the full idle credit. (A child that
-// earned it behind a younger entry stays a while; it behaves exactly as a
-// forgotten one would.)
+// expireDebts forgets the oldest idle children of p that need no longer be
+// remembered (the clock has passed their tag). (A child that expired behind a
+// younger entry stays a while; it behaves exactly as a forgotten one would.)
 func (s *scheduler) expireDebts(p *fnode) {
-	floor := floorTag(p)
 	for p.retainHead < len(p.retained) {
 		r := p.retained[p.retainHead]
-		if r.valid() && r.n.vtime > floor {
+		if r.valid() && remembered(p, r.n) {
 			return
 		}
 		p.popRetained()
@@ -400,7 +412,7 @@ func (s *scheduler) migrate(g *fnode) {
 	g.retainStamp = 0 // stale in the old class's list
 	g.parent = to
 	g.vtime = to.vclock + debt
-	if g.vtime > floorTag(to) {
+	if remembered(to, g) {
 		s.retain(g)
 	} else {
 		s.forget(g)

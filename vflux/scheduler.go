@@ -27,26 +27,28 @@ import (
 // serving a request of cost c adds c to the virtual time of its ID, its group
 // and its class (start-time fair queueing): backlogged siblings get equal
 // shares of the served cost, whatever their request costs or rates. A parent's
-// virtual clock is the largest start tag it has served, and every waiting
-// child's tag is at least the clock, except for an idle credit: a class or
-// address group that starts waiting begins at its own tag (where its last
-// service ended) or at the clock less one full batch
-// (params.MaxRequestsPerBatch), whichever is later. So a sparse sender, idle
-// while the clock moved on, is served ahead of the standing backlogs (the
-// flooders not yet served this round sit at the clock), instead of after a
-// whole round of them; and since the credit is earned only while the clock
-// moves by as much without the child (its backlogged siblings being served
-// meanwhile), leaving and coming back wins at most one batch, never a larger
-// share. A child that stops waiting is remembered until it has earned the
-// full credit; a forgotten or new one starts with it. Node IDs earn no credit
-// (fresh IDs cost nothing): a new ID starts at its group's clock. Among equal
-// tags the child with less cost waiting goes first (a sparse sender before a
-// standing backlog: this orders the new class, whose groups all start at its
-// clock and leave it when first served), then the one that started waiting
-// first. New groups share one class, so a flood
-// from ever-fresh addresses takes at most a quarter of the service from groups
-// that have been served before (the new class is charged newClassWeight times
-// its cost).
+// virtual clock is the largest start tag it has served; a child that starts
+// waiting begins at its own tag (where its last service ended) or at the clock,
+// whichever is later, so idle time earns no share, and a child that stops
+// waiting while ahead of the clock keeps that debt until the clock passes it,
+// so leaving and coming back wins nothing. Every waiting tag is at least the
+// clock, and backlogged children not yet served this round sit exactly at it;
+// a class or address group that starts waiting after the clock has passed its
+// tag (it was idle while its siblings were served) is fresh: among equal tags
+// fresh children go first, the longest idle first, ahead of the standing
+// backlogs. So a sparse sender is served at once through a flood instead of
+// after a whole round of flooders, while a child is fresh at most once per
+// round (served, its tag is ahead of the clock again). Node IDs are never fresh
+// (fresh IDs cost nothing). Then among equal tags the child with less cost
+// waiting goes first (a sparse sender before a standing backlog: this alone
+// orders the new class, whose groups all start at its clock and leave it when
+// first served), then the one that started waiting first. An idle child is
+// remembered until the clock is rememberIdle past its tag (IDs: until the clock
+// passes it); a forgotten one behaves as one idle for longest.
+//
+// New groups share one class, so a flood from ever-fresh addresses takes at
+// most a quarter of the service from groups that have been served before (the
+// new class is charged newClassWeight times its cost).
 //
 // When the queued cost or the number of waiting requests exceeds its bound, the
 // newest requests of the biggest offender are dropped until it holds again: the

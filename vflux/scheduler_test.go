@@ -314,18 +314,22 @@ func TestSchedulerFloods(t *testing.T) {
 // the TALKREQ wait bound of 50 ms. The honest nodes use a tiny part of their
 // fair share and were idle for a second before each batch, so each batch is
 // served ahead of the flooders' standing backlogs and nothing of theirs is
-// dropped, whether it is smaller than a flood batch (the less waiting goes
-// first among equal tags) or as big (the idle credit); the flood takes the
+// dropped, whether it is smaller than a flood batch or as big, and whether
+// the flooders keep their backlogs standing or pause now and then (then they
+// too are fresh at times, but each at most once a round); the flood takes the
 // rest of the rate and is dropped. (Only while the flood's own addresses are
 // still new, in its first two seconds, may an honest node's first batch wait
 // too long: newcomers share a quarter of the service.)
 func TestSparseSendersAreServedThroughAFloodFromManyAddresses(t *testing.T) {
 	tests := []struct {
-		name string
-		cost uint64
+		name  string
+		cost  uint64        // of an honest batch
+		pause time.Duration // a flooder's pause before refilling its window
 	}{
-		{"honest batches of 3 requests (a capacity query with info and balance)", 3},
-		{"honest batches of 16 requests, as big as the flood's", params.MaxRequestsPerBatch},
+		{"honest batches of 3 requests (a capacity query with info and balance) against standing backlogs", 3, 5 * time.Millisecond},
+		{"honest batches of 16 requests, as big as the flood's, against standing backlogs", params.MaxRequestsPerBatch, 5 * time.Millisecond},
+		{"honest batches of 3 requests against flooders pausing 40 ms (as for discv5 handshakes)", 3, 40 * time.Millisecond},
+		{"honest batches of 16 requests against flooders pausing 40 ms", params.MaxRequestsPerBatch, 40 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -333,12 +337,12 @@ func TestSparseSendersAreServedThroughAFloodFromManyAddresses(t *testing.T) {
 			for i := range 32 {
 				flood = append(flood, &simClient{
 					name: fmt.Sprintf("flood address %d", i), addr: net.IPv4(198, 51, 100, byte(10+i)), randomID: true,
-					cost: fixedCost(params.MaxRequestsPerBatch), window: 2, resend: time.Millisecond,
+					cost: fixedCost(params.MaxRequestsPerBatch), window: 2, resend: tt.pause,
 				})
 			}
 			flood = append(flood, &simClient{
 				name: "flood of fresh IDs", addr: net.IPv4(198, 51, 100, 2), randomID: true,
-				cost: fixedCost(params.MaxRequestsPerBatch), window: 16, resend: time.Millisecond,
+				cost: fixedCost(params.MaxRequestsPerBatch), window: 16, resend: tt.pause,
 			})
 			var honest []*simClient
 			for i := range 3 {
