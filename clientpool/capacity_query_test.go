@@ -247,3 +247,24 @@ func TestCapacityQueryCountsTheAskersOwnAllocationAsFree(t *testing.T) {
 		t.Fatalf("SetCapacity(100) = %d, %v after cq answered 100", got, err)
 	}
 }
+
+func TestCapacityQueryOfAnUnconnectedClientCountsDecay(t *testing.T) {
+	// A client that is not connected is priced from its stored balance; with a
+	// positive time constant its tokens decay during the bias as well. The
+	// answer before connecting must be the one it gets once connected (which
+	// counts decay), not the no-decay answer of 60 (3 minutes at capacity 60).
+	clock := &mclock.Simulated{}
+	pool, _ := fullOfFreeClients(t, clock)
+	pool.SetExpirationTCs(60, 0)
+	x := newPeer(500, time.Hour)
+	addBalance(pool, x.node.ID(), 180*60+90)
+	before := capQuery(t, pool, x.node.ID(), x.freeID, 0, 0)
+	if len(before) != 1 || before[0] >= 60 {
+		t.Fatalf("cq before connecting answered %v, want below 60 (decay over the 3 minute bias)", before)
+	}
+	pool.Register(x)
+	after := capQuery(t, pool, x.node.ID(), x.freeID, 0, 0)
+	if !reflect.DeepEqual(before, after) {
+		t.Fatalf("cq answered %v before connecting and %v once connected", before, after)
+	}
+}

@@ -71,8 +71,6 @@ type client struct {
 	capacity     uint64
 	told         uint64         // capacity last reported to the peer (see callbacks.run)
 	delivering   bool           // a goroutine is delivering a capacity update to the peer
-	redeliver    bool           // another update came while delivering: read the capacity again
-	redeliverReq bool           // that update was requested
 	lastSettle   mclock.AbsTime // time cost settled up to here while active
 	activeTime   time.Duration  // total time active, for the average request rate
 	reqCost      float64        // total request cost served

@@ -137,7 +137,7 @@ func (p *ClientPool) balanceView(id enode.ID, freeID string, now mclock.AbsTime)
 			return b, c
 		}
 	} else {
-		b = balSnap{pos: p.st.loadPos(id).Value(p.posExp.at(now)), posF: p.defPos, negF: p.defNeg}
+		b = balSnap{pos: p.st.loadPos(id).Value(p.posExp.at(now)), posTau: p.posExp.tauNs(), posF: p.defPos, negF: p.defNeg}
 	}
 	b.neg = 0
 	if nb := p.negs[freeID]; nb != nil && freeID != "" && len(nb.clients) > 0 {
