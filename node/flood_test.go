@@ -167,7 +167,10 @@ func TestTalkFloodLeavesHonestClientsAnswered(t *testing.T) {
 	// Honest clients on 127.0.0.101-103, one query a second each.
 	type honestResult struct {
 		asked, answered, empty int
-		latencies              []time.Duration
+		// Queries asked, answered and dropped by the limiter after the
+		// client's first answer.
+		askedOnceKnown, answeredOnceKnown, droppedOnceKnown int
+		latencies                                           []time.Duration
 	}
 	honest := make([]honestResult, 3)
 	for i := range honest {
@@ -188,17 +191,27 @@ func TestTalkFloodLeavesHonestClientsAnswered(t *testing.T) {
 					return
 				case <-tick.C:
 				}
+				known := honest[i].answered > 0
 				qctx, qcancel := context.WithTimeout(context.Background(), time.Second)
 				t0 := time.Now()
 				res, err := q.Query(qctx, server, params.ServiceName, []*big.Int{big.NewInt(0), big.NewInt(1e12)}, 0)
 				qcancel()
 				honest[i].asked++
+				if known {
+					honest[i].askedOnceKnown++
+				}
 				switch {
 				case err == nil && len(res.Capacities) == 2 && res.Capacities[0] == cfg.MinCap:
 					honest[i].answered++
+					if known {
+						honest[i].answeredOnceKnown++
+					}
 					honest[i].latencies = append(honest[i].latencies, time.Since(t0))
 				case err != nil && strings.Contains(err.Error(), "empty TALKREQ answer"):
 					honest[i].empty++ // dropped by the limiter
+					if known {
+						honest[i].droppedOnceKnown++
+					}
 				}
 			}
 		}()
@@ -208,12 +221,15 @@ func TestTalkFloodLeavesHonestClientsAnswered(t *testing.T) {
 	stats := n.svc.server.Stats()
 	served, dropped := stats.Served-before.Served, stats.Dropped-before.Dropped
 
-	var asked, answered, empty int
+	var asked, answered, empty, askedOnceKnown, answeredOnceKnown, droppedOnceKnown int
 	var lat []time.Duration
 	for _, h := range honest {
 		asked += h.asked
 		answered += h.answered
 		empty += h.empty
+		askedOnceKnown += h.askedOnceKnown
+		answeredOnceKnown += h.answeredOnceKnown
+		droppedOnceKnown += h.droppedOnceKnown
 		lat = append(lat, h.latencies...)
 	}
 	slices.Sort(lat)
@@ -224,6 +240,7 @@ func TestTalkFloodLeavesHonestClientsAnswered(t *testing.T) {
 	t.Logf("server: %d batches served, %d dropped by the limiter (rate %v/s); honest clients: %d of %d answered (%.0f%%, %d dropped by the limiter, the rest timed out), latency p50 %v max %v; peak heap %.1f MiB, peak goroutines %d (baseline %d)",
 		served, dropped, cfg.RequestRate, answered, asked, 100*frac, empty, percentile(lat, 50), percentile(lat, 100),
 		float64(peakHeap)/(1<<20), peakG, baseline)
+	t.Logf("honest clients after their first answer: %d of %d answered, %d dropped by the limiter", answeredOnceKnown, askedOnceKnown, droppedOnceKnown)
 
 	if dropped == 0 {
 		t.Errorf("the flood was never dropped (%d served, %d dropped): it did not exceed the server's rate", served, dropped)
@@ -236,13 +253,21 @@ func TestTalkFloodLeavesHonestClientsAnswered(t *testing.T) {
 	if asked < 3*(secs-2) {
 		t.Errorf("honest clients asked only %d times in %d s", asked, secs)
 	}
-	// Known gap (reported, not yet fixed): at the default rate (1,000
-	// requests/s) a newcomer waits behind flood batches of 16 requests (16 ms
-	// of rate each) and the new-address class gets one turn in four, so it
-	// often passes TalkMaxWait (50 ms) and is dropped, and a dropped group
-	// never becomes established. Measured without -race: 33% answered under
-	// this flood at 1,000/s, 90% at VFLUX_FLOOD_RATE=5000. The test asserts
-	// the honest clients are not starved outright and logs the fraction.
+	// A client's first query may be dropped: until it has been answered once
+	// its address is a newcomer, and while the flood's own 33 addresses are
+	// newcomers too (the first seconds of the flood) newcomers share a quarter
+	// of the service, a turn every 48 ms of 16-request flood batches, against
+	// the 50 ms TALKREQ bound. Once answered, a client sends far below its
+	// fair share and is served ahead of the flood's backlogs (fresh, in the
+	// scheduler), so the limiter answers its queries: before that fix it
+	// dropped most of them (24-33% answered in all). A query at the head of
+	// the queue can still miss its 50 ms when the loaded 2-core machine stalls
+	// the process under -race (seen: 2 of 16), hence a quarter, not zero.
+	// (Queries that time out are lost in the flooded discv5 socket, not by
+	// the limiter.)
+	if droppedOnceKnown > 0 && 4*droppedOnceKnown > askedOnceKnown {
+		t.Errorf("the limiter dropped %d of %d honest queries of clients it had answered before", droppedOnceKnown, askedOnceKnown)
+	}
 	if answered == 0 {
 		t.Errorf("honest clients got no answer at all in %d queries", asked)
 	}
