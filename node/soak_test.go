@@ -306,8 +306,15 @@ func runSoak(t *testing.T, clients, ops int) soakResult {
 	if v := violations.Load(); v != 0 {
 		t.Errorf("limits exceeded after %d of %d pool events", v, seen.Load())
 	}
-	if seen.Load() == 0 || evicted.Load() == 0 {
-		t.Errorf("the soak did not exercise the pool: %d events, %d evictions", seen.Load(), evicted.Load())
+	if seen.Load() == 0 {
+		t.Errorf("the soak did not exercise the pool: no pool events")
+	}
+	// Evictions need more than 100 clients registered at one moment, which
+	// depends on how the goroutines are scheduled: on a loaded 2-core machine
+	// a run can see none. They are reported, not required (the eviction rules
+	// have their own deterministic tests in clientpool and protocol).
+	if evicted.Load() == 0 {
+		t.Logf("no client was evicted in this run (scheduling left the pool below its limits)")
 	}
 	after := waitGoroutines(t, baseline)
 	slices.Sort(registerLat)
