@@ -163,20 +163,24 @@ func (e *ExpiredValue) AddExp(a ExpiredValue) {
 		*e = a
 		return
 	}
-	if a.Exp > e.Exp {
-		e.align(LogOffset(a.Exp << 24))
-	}
-	base := a.Base
-	if d := e.Exp - a.Exp; d >= 64 {
-		base = 0
-	} else {
-		base >>= d
-	}
+	base := e.alignWith(a)
 	if e.Base > math.MaxUint64-base {
 		e.Base = math.MaxUint64
 	} else {
 		e.Base += base
 	}
+}
+
+// alignWith raises e's exponent to a's if a's is higher and returns a's base
+// expressed at e's exponent (0 when it shifts out entirely).
+func (e *ExpiredValue) alignWith(a ExpiredValue) uint64 {
+	if a.Exp > e.Exp {
+		e.align(LogOffset(a.Exp << 24))
+	}
+	if d := e.Exp - a.Exp; d < 64 {
+		return a.Base >> d
+	}
+	return 0
 }
 
 // SubExp subtracts another expired value, aligning the exponents first; the
@@ -185,15 +189,7 @@ func (e *ExpiredValue) SubExp(a ExpiredValue) {
 	if a.Base == 0 || e.Base == 0 {
 		return
 	}
-	if a.Exp > e.Exp {
-		e.align(LogOffset(a.Exp << 24))
-	}
-	base := a.Base
-	if d := e.Exp - a.Exp; d >= 64 {
-		base = 0
-	} else {
-		base >>= d
-	}
+	base := e.alignWith(a)
 	if base >= e.Base {
 		e.Base = 0
 		return
