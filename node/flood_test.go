@@ -262,10 +262,12 @@ func TestTalkFloodLeavesHonestClientsAnswered(t *testing.T) {
 	// scheduler), so the limiter answers its queries: before that fix it
 	// dropped most of them (24-33% answered in all). A query at the head of
 	// the queue can still miss its 50 ms when the loaded 2-core machine stalls
-	// the process under -race (seen: 2 of 16), hence a quarter, not zero.
+	// the process under -race (seen: 2 of 16, and 5 of 18 while another
+	// package's race tests shared the 2 cores), hence at most half, not zero:
+	// the scheduler before the fix dropped 12 of 13.
 	// (Queries that time out are lost in the flooded discv5 socket, not by
 	// the limiter.)
-	if droppedOnceKnown > 0 && 4*droppedOnceKnown > askedOnceKnown {
+	if droppedOnceKnown > 0 && 2*droppedOnceKnown > askedOnceKnown {
 		t.Errorf("the limiter dropped %d of %d honest queries of clients it had answered before", droppedOnceKnown, askedOnceKnown)
 	}
 	if answered == 0 {
