@@ -37,7 +37,7 @@ const (
 // forgives at most one persistence interval of spending, a corrupt record
 // never stops the node). The binary is built once for all cases.
 func TestNodeProcessCrashSafety(t *testing.T) {
-	bin := buildCrashBinary(t, shortTempDir(t))
+	bin := e2eBin
 	t.Run("a balance added with the CLI is there exactly after an immediate SIGKILL", func(t *testing.T) {
 		testTopUpSurvivesSIGKILL(t, bin)
 	})
@@ -50,7 +50,7 @@ func TestNodeProcessCrashSafety(t *testing.T) {
 }
 
 func testTopUpSurvivesSIGKILL(t *testing.T, bin string) {
-	dir := shortTempDir(t)
+	dir := e2eDir(t)
 	id := randomNodeID(t)
 	var want uint64
 	for i, amount := range []uint64{123456789, 1, 987654321000, 5} {
@@ -126,7 +126,7 @@ func testChurnSurvivesSIGKILL(t *testing.T, bin string) {
 		topUpIDs = append(topUpIDs, id)
 	}
 
-	dir := shortTempDir(t)
+	dir := e2eDir(t)
 	prev := storedBalances{pos: map[enode.ID]uint64{}}
 	var (
 		stats                   churnStats
@@ -385,7 +385,7 @@ func vfnodeDefaults() crashPricing {
 }
 
 func testCorruptRecordIsIgnored(t *testing.T, bin string) {
-	dir := shortTempDir(t)
+	dir := e2eDir(t)
 	good, bad := randomNodeID(t), newKey(t)
 	badID := enode.PubkeyToIDV4(&bad.PublicKey)
 

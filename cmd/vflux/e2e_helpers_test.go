@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -32,9 +33,17 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	e2eBin = filepath.Join(dir, "vflux")
-	build := exec.Command("go", "build", "-o", e2eBin, ".")
+	// Under -race the binary is built with -race too: its packages are then
+	// already in the build cache from the test binary, so only the link is
+	// paid, and the node processes (the crash test kills them) run under the
+	// race detector.
+	args := []string{"build", "-o", e2eBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, ".")...)
 	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/vflux: %v\n%s", err, out)
+		fmt.Fprintf(os.Stderr, "e2e: go %s: %v\n%s", strings.Join(args, " "), err, out)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}

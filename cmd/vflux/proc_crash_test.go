@@ -1,7 +1,7 @@
 package main
 
-// Helpers of the process-level crash tests (crash_test.go): building the
-// binary, running it as a node process that the test can SIGKILL, reading its
+// Helpers of the process-level crash tests (crash_test.go; the binary is the
+// one TestMain builds): running it as a node process that the test can SIGKILL, reading its
 // log with deadlines, talking to it over IPC and reading its balance LevelDB
 // while it is down.
 
@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"math/big"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -33,41 +32,6 @@ import (
 // procTimeout bounds every wait on a node process (start, RPC, exit). A
 // race-instrumented binary on two busy cores needs several seconds to start.
 const procTimeout = 60 * time.Second
-
-// buildCrashBinary builds cmd/vflux into dir. Under -race the binary is built
-// with -race too: the packages are then already in the build cache from the
-// test binary, so only the link is paid, and the node process itself runs
-// under the race detector while it is being killed.
-func buildCrashBinary(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "vflux")
-	args := []string{"build", "-o", bin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	args = append(args, ".")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	start := time.Now()
-	out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	t.Logf("built %s (race=%v) in %v", bin, raceEnabled, time.Since(start).Round(time.Millisecond))
-	return bin
-}
-
-// shortTempDir returns a fresh directory with a short path (the IPC socket
-// path must stay under the unix socket limit of ~108 bytes), removed at cleanup.
-func shortTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "vfx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
 
 // logWatch collects a process's output line by line and lets a test wait for
 // a line with a deadline.
