@@ -62,6 +62,7 @@ func TestDisconnectCallbackMayUnregisterReentrantly(t *testing.T) {
 		t.Fatal("incumbent still registered after its re-entrant Unregister")
 	}
 	// Unregister persisted the incumbent's negative balance (10 minutes at 1/ns).
+	writtenNow(pool)
 	if v, ok := storedValue(t, db, negKey(incumbent.freeID)); !ok || v.Value(0) != uint64(10*time.Minute) {
 		t.Fatalf("evicted client's negative balance stored as %v, want 600e9", v.Value(0))
 	}

@@ -53,8 +53,8 @@ func (p *ClientPool) writeClient(b *writeBatch, c *client, now mclock.AbsTime, f
 	}
 }
 
-// persistAll settles and writes every connected client's balances and the
-// offsets in one batch.
+// persistAll settles every connected client's balances and queues them, with
+// the offsets, as one batch for the database writer.
 func (p *ClientPool) persistAll(now mclock.AbsTime) {
 	b := p.st.newBatch()
 	var exhausted []*client
@@ -64,9 +64,7 @@ func (p *ClientPool) persistAll(now mclock.AbsTime) {
 		}
 		p.writeClient(b, c, now, false)
 	}
-	if err := b.write(p.posExp.at(now), p.negExp.at(now)); err != nil {
-		logWriteError(err)
-	}
+	b.queue(p.posExp.at(now), p.negExp.at(now))
 	p.lastOffsets = now
 	var acts callbacks
 	for _, c := range exhausted {
@@ -173,9 +171,7 @@ func (p *ClientPool) sweep(posL, negL LogOffset) {
 			b.putNeg(freeID, ExpiredValue{})
 		}
 	}
-	if err := b.write(posL, negL); err != nil {
-		logWriteError(err)
-	}
+	b.queue(posL, negL)
 }
 
 // GetPosBalanceIDs returns up to maxCount node IDs with a stored positive
@@ -186,6 +182,9 @@ func (p *ClientPool) GetPosBalanceIDs(start, stop enode.ID, maxCount int) []enod
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err := p.st.flush(nil); err != nil { // list what was decided, not just what is on disk
+		logWriteError(err)
+	}
 	var (
 		ids    []enode.ID
 		toEnd  = stop == (enode.ID{})

@@ -61,6 +61,14 @@ func storedValue(t *testing.T, db ethdb.KeyValueReader, key []byte) (ExpiredValu
 	return v, true
 }
 
+// writtenNow writes the pool's queued balance writes to the database before
+// it returns, so a test can read the database directly.
+func writtenNow(pool *ClientPool) {
+	if err := pool.st.flush(nil); err != nil {
+		panic(err)
+	}
+}
+
 func TestBalancesAreStoredWithTheExactKeyLayout(t *testing.T) {
 	db := memorydb.New()
 	pool := newTestPool(t, db, &mclock.Simulated{}, 1, 1)
@@ -91,8 +99,10 @@ func TestEveryBalanceWriteCarriesTheExpirationOffsets(t *testing.T) {
 		pool.Register(p)
 	}
 	clock.Run(3 * time.Minute) // periodic persistence
+	writtenNow(pool)
 	clock.Run(time.Second)
 	pool.Unregister(peers[1])
+	writtenNow(pool)
 	pool.Stop()
 
 	db.mu.Lock()
@@ -131,6 +141,7 @@ func TestActiveSpendingIsPersistedWithinAMinute(t *testing.T) {
 	}
 	pool.Register(p)
 	clock.Run(61 * time.Second)
+	writtenNow(pool)
 	v, _ := storedValue(t, db, posKey(p.node.ID()))
 	if got := v.Value(0); got > 940e9 || got < 938e9 {
 		t.Fatalf("stored balance %d after 61 s active, want about 939e9-940e9", got)
@@ -155,6 +166,7 @@ func TestSmallBalancesAreDroppedAndLeaveTheTotal(t *testing.T) {
 	}
 	pool.Register(p)
 	clock.Run(10 * time.Minute) // spends 0.6e6, leaving 0.9e6 < threshold
+	writtenNow(pool)
 	if _, ok := storedValue(t, db, posKey(p.node.ID())); ok {
 		t.Fatalf("balance spent below the drop threshold is still stored")
 	}
@@ -180,6 +192,7 @@ func TestHourlySweepDeletesDecayedBalances(t *testing.T) {
 	pool.BalanceOperation(decaying, "10.0.0.1", func(op AtomicBalanceOperator) { op.SetBalance(2e6, 2e6) })
 	pool.BalanceOperation(staying, "10.0.0.2", func(op AtomicBalanceOperator) { op.SetBalance(1e12, 1e12) })
 	clock.Run(61 * time.Minute)
+	writtenNow(pool)
 	for _, k := range [][]byte{posKey(decaying), negKey("10.0.0.1")} {
 		if _, ok := storedValue(t, db, k); ok {
 			t.Errorf("decayed balance %q survived the sweep", k)

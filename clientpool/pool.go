@@ -133,7 +133,7 @@ func (p *ClientPool) Start() {
 }
 
 // Stop persists every balance and the expiration offsets and stops all
-// timers. After Stop, Register returns nil and the other methods do nothing.
+// timers; everything is on disk when it returns. After Stop, Register returns nil and the other methods do nothing.
 func (p *ClientPool) Stop() {
 	p.mu.Lock()
 	if p.stopped {
@@ -157,6 +157,9 @@ func (p *ClientPool) Stop() {
 		c.allowGen++
 	}
 	p.mu.Unlock()
+	if err := p.st.close(); err != nil { // on disk when Stop returns
+		logWriteError(err)
+	}
 	close(p.quit)
 }
 
@@ -170,6 +173,13 @@ func (p *ClientPool) Register(peer Peer) ConnectedBalance {
 		return nil
 	}
 	freeID, allowance := peer.FreeClientID(), peer.InactiveAllowance()
+	// The stored balances are read before the lock and checked under it
+	// (store.use), so the pool is not held up by the database reads.
+	storedPos := p.st.readAhead(posKey(node.ID()))
+	var storedNeg readAhead
+	if freeID != "" {
+		storedNeg = p.st.readAhead(negKey(freeID))
+	}
 	var acts callbacks
 	p.mu.Lock()
 	if p.stopped || p.clients[node.ID()] != nil {
@@ -183,14 +193,14 @@ func (p *ClientPool) Register(peer Peer) ConnectedBalance {
 		seq: p.seq, registered: true, posF: p.defPos, negF: p.defNeg,
 		activeIx: -1, bestIx: -1, worstIx: -1, lastSettle: now,
 	}
-	c.pos = p.st.loadPos(c.id)
+	c.pos = p.st.use(storedPos)
 	c.inTotal = c.pos
 	if c.pos.Value(p.posExp.at(now)) == 0 && !c.pos.IsZero() {
 		// decayed away while stored: it never gave priority on this connection
 		c.pos, c.posDirty = ExpiredValue{}, true
 		p.updateTotal(c)
 	}
-	c.neg = p.acquireNeg(c)
+	c.neg = p.acquireNeg(c, storedNeg)
 	p.clients[c.id] = c
 	acts.event(EventConnected, c, now)
 	c.setInactiveKey()
@@ -206,15 +216,15 @@ func (p *ClientPool) Register(peer Peer) ConnectedBalance {
 	return c
 }
 
-// acquireNeg returns the shared negative balance of c's free ID, loading it
-// when c is the first connected client with that ID.
-func (p *ClientPool) acquireNeg(c *client) *negBalance {
+// acquireNeg returns the shared negative balance of c's free ID, taking the
+// stored value (read ahead) when c is the first connected client with that ID.
+func (p *ClientPool) acquireNeg(c *client, stored readAhead) *negBalance {
 	if c.freeID == "" {
 		return &negBalance{clients: []*client{c}}
 	}
 	nb := p.negs[c.freeID]
 	if nb == nil {
-		nb = &negBalance{freeID: c.freeID, value: p.st.loadNeg(c.freeID)}
+		nb = &negBalance{freeID: c.freeID, value: p.st.use(stored)}
 		p.negs[c.freeID] = nb
 	}
 	nb.clients = append(nb.clients, c)
@@ -235,8 +245,9 @@ func (p *ClientPool) releaseNeg(c *client) {
 	}
 }
 
-// Unregister removes a client: its balances are charged and persisted, its
-// capacity freed and waiting clients activated. Unregistering a peer that is
+// Unregister removes a client: its balances are charged and queued for the
+// database writer (on disk shortly after, and at the latest when Stop
+// returns), its capacity freed and waiting clients activated. Unregistering a peer that is
 // not registered (or a different peer with a registered ID) does nothing.
 func (p *ClientPool) Unregister(peer Peer) {
 	node := peer.Node()
@@ -261,9 +272,7 @@ func (p *ClientPool) Unregister(peer Peer) {
 	if !p.stopped {
 		b := p.st.newBatch()
 		p.writeClient(b, c, now, true)
-		if err := b.write(p.posExp.at(now), p.negExp.at(now)); err != nil {
-			logWriteError(err)
-		}
+		b.queue(p.posExp.at(now), p.negExp.at(now)) // written after the lock is released
 	}
 	p.releaseNeg(c)
 	if !wasDisconnected {

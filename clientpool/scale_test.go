@@ -65,7 +65,6 @@ func writeScaleBalances(t testing.TB, db ethdb.KeyValueStore, n int) uint64 {
 			b = st.newBatch()
 		}
 	}
-	b.b.Close()
 	return sum
 }
 

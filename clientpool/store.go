@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"sync"
 
 	"github.com/ethereum/go-ethereum/ethdb"
 	"github.com/ethereum/go-ethereum/log"
@@ -49,17 +50,66 @@ func posKeyPrefix() []byte           { return dbKey(posPrefix, nil) }
 func negKeyPrefix() []byte           { return dbKey(negPrefix, nil) }
 func idFromPosKey(k []byte) enode.ID { var id enode.ID; copy(id[:], k[2+len(posPrefix):]); return id }
 
-// store reads and writes balances. It has no lock of its own: the pool calls it
-// with its lock held.
+// store reads and writes balances. Reads go to the database; writes are
+// collected into batches by the pool (under the pool lock) and handed to the
+// store in decision order. A batch is either written at once (write: a top-up
+// must be on disk before it is confirmed) or queued (queue: spending, debt and
+// sweeps), and a background writer goroutine writes the queued batches after
+// the pool lock is released, so disk writes do not hold up the pool.
+//
+// Queued writes are kept per key, newest value only, until they are on disk;
+// every read looks there first, so the pool always reads what it decided last.
+// Each write to disk is one atomic database batch holding everything queued
+// so far (and the synchronous batch, if any, on top), so the database only
+// ever moves from one decided state to a later one: a crash loses at most the
+// queued tail, which is spending and debt of the last moments (SPEC 2.5
+// forgives up to one persistence interval of it), never a confirmed top-up.
+//
+// Lock order: the pool lock, then writeMu, then mu. The writer goroutine takes
+// only writeMu and mu. mu is never held across database I/O.
 type store struct {
 	db ethdb.KeyValueStore
+
+	writeMu sync.Mutex // held by whoever writes to the database (writer goroutine or write)
+
+	mu      sync.Mutex        // guards the fields below
+	queued  map[string][]byte // newest value per key waiting for the writer; nil value = delete
+	writing map[string][]byte // the values being written now (read like queued)
+	stamps  [stampBuckets]uint64
+	flushes uint64         // number of database writes that ended (stamps hold these numbers)
+	running bool           // a writer goroutine is running
+	writers sync.WaitGroup // the writer goroutine, for close
 }
 
-// loadValue reads one expired value; a missing key is zero, a corrupt value is
+// stampBuckets is the number of key buckets with a write stamp: a read done
+// without the pool lock is reused under it unless a database write to a key
+// of the same bucket ended in between (see readAhead).
+const stampBuckets = 1024
+
+func stampBucket(key []byte) int {
+	h := uint32(2166136261) // FNV-1a
+	for _, b := range key {
+		h = (h ^ uint32(b)) * 16777619
+	}
+	return int(h % stampBuckets)
+}
+
+// pendingValue returns the queued (or being written) encoding of key, if any;
+// ok with a nil enc means the key is to be deleted.
+func (s *store) pendingValue(key []byte) (enc []byte, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if enc, ok = s.queued[string(key)]; ok {
+		return enc, true
+	}
+	enc, ok = s.writing[string(key)]
+	return enc, ok
+}
+
+// decodeValue decodes a stored expired value; empty is zero, a corrupt value is
 // logged and read as zero (SPEC 2.5: it never crashes the node).
-func (s *store) loadValue(key []byte) ExpiredValue {
-	enc, err := s.db.Get(key)
-	if err != nil || len(enc) == 0 {
+func decodeValue(key, enc []byte) ExpiredValue {
+	if len(enc) == 0 {
 		return ExpiredValue{}
 	}
 	var v ExpiredValue
@@ -70,6 +120,19 @@ func (s *store) loadValue(key []byte) ExpiredValue {
 	return v
 }
 
+// loadValue reads one expired value as last decided: a queued write if there
+// is one, else the database. A missing key is zero.
+func (s *store) loadValue(key []byte) ExpiredValue {
+	if enc, ok := s.pendingValue(key); ok {
+		return decodeValue(key, enc)
+	}
+	enc, err := s.db.Get(key)
+	if err != nil {
+		return ExpiredValue{}
+	}
+	return decodeValue(key, enc)
+}
+
 func (s *store) loadPos(id enode.ID) ExpiredValue { return s.loadValue(posKey(id)) }
 
 func (s *store) loadNeg(freeID string) ExpiredValue {
@@ -77,6 +140,50 @@ func (s *store) loadNeg(freeID string) ExpiredValue {
 		return ExpiredValue{}
 	}
 	return s.loadValue(negKey(freeID))
+}
+
+// readAhead is a database value read without the pool lock, with the write
+// stamp of its key's bucket at the time of the read.
+type readAhead struct {
+	key   []byte // nil: nothing read (the value is zero)
+	enc   []byte
+	stamp uint64
+}
+
+// readAhead reads key from the database without any pool state; use resolves
+// it under the pool lock.
+func (s *store) readAhead(key []byte) readAhead {
+	s.mu.Lock()
+	stamp := s.stamps[stampBucket(key)]
+	s.mu.Unlock()
+	enc, _ := s.db.Get(key) // a missing key or a failed read is resolved as zero/re-read below
+	return readAhead{key: key, enc: enc, stamp: stamp}
+}
+
+// use returns the value of r's key as last decided, called with the pool lock
+// held: a queued write if there is one; else the value read ahead if no
+// database write to its bucket ended since (a write ends before its values
+// leave the queue, so an unchanged stamp means the read saw it); else a new
+// read.
+func (s *store) use(r readAhead) ExpiredValue {
+	if r.key == nil {
+		return ExpiredValue{}
+	}
+	s.mu.Lock()
+	enc, pending := s.queued[string(r.key)]
+	if !pending {
+		enc, pending = s.writing[string(r.key)]
+	}
+	fresh := s.stamps[stampBucket(r.key)] == r.stamp
+	s.mu.Unlock()
+	switch {
+	case pending:
+		return decodeValue(r.key, enc)
+	case fresh:
+		return decodeValue(r.key, r.enc)
+	default:
+		return s.loadValue(r.key)
+	}
 }
 
 // loadOffsets reads the persisted expiration offsets (zero if none or corrupt).
@@ -93,30 +200,35 @@ func (s *store) loadOffsets() (pos, neg LogOffset) {
 	return LogOffset(o.Pos), LogOffset(o.Neg)
 }
 
-// writeBatch collects balance writes; every batch also carries the offsets, so
-// a value and the offset it is measured against never disagree after a crash.
+// writeBatch collects the balance writes of one pool decision; every batch
+// also carries the offsets, so a value and the offset it is measured against
+// never disagree after a crash.
 type writeBatch struct {
-	b   ethdb.Batch
-	err error // the first failed put, returned by write
+	s       *store
+	entries []batchEntry
+	err     error // the first failed encoding, returned by write
 }
 
-func (s *store) newBatch() *writeBatch { return &writeBatch{b: s.db.NewBatch()} }
+type batchEntry struct {
+	key []byte
+	enc []byte // nil: delete
+}
 
-// putValue stores v under key, or deletes the key when v is zero. A failure is
-// kept for write to return.
+func (s *store) newBatch() *writeBatch { return &writeBatch{s: s} }
+
+// putValue stores v under key, or deletes the key when v is zero.
 func (w *writeBatch) putValue(key []byte, v ExpiredValue) {
-	var err error
-	if v.IsZero() {
-		err = w.b.Delete(key)
-	} else {
-		var enc []byte
-		if enc, err = rlp.EncodeToBytes(&v); err == nil {
-			err = w.b.Put(key, enc)
+	var enc []byte
+	if !v.IsZero() {
+		var err error
+		if enc, err = rlp.EncodeToBytes(&v); err != nil {
+			if w.err == nil {
+				w.err = fmt.Errorf("encode balance %x: %w", key, err)
+			}
+			return
 		}
 	}
-	if err != nil && w.err == nil {
-		w.err = fmt.Errorf("store balance %x: %w", key, err)
-	}
+	w.entries = append(w.entries, batchEntry{key: key, enc: enc})
 }
 
 func (w *writeBatch) putPos(id enode.ID, v ExpiredValue) { w.putValue(posKey(id), v) }
@@ -128,12 +240,8 @@ func (w *writeBatch) putNeg(freeID string, v ExpiredValue) {
 	}
 }
 
-// write adds the offsets, writes the batch and releases it.
-func (w *writeBatch) write(pos, neg LogOffset) error {
-	defer w.b.Close()
-	if w.err != nil {
-		return w.err
-	}
+// addOffsets adds the expiration offsets to the batch.
+func (w *writeBatch) addOffsets(pos, neg LogOffset) {
 	if pos < 0 {
 		pos = 0
 	}
@@ -142,15 +250,145 @@ func (w *writeBatch) write(pos, neg LogOffset) error {
 	}
 	enc, err := rlp.EncodeToBytes(&storedOffsets{Pos: uint64(pos), Neg: uint64(neg)})
 	if err != nil {
-		return fmt.Errorf("encode offsets: %w", err)
+		if w.err == nil {
+			w.err = fmt.Errorf("encode offsets: %w", err)
+		}
+		return
 	}
-	if err := w.b.Put(offsetsKey(), enc); err != nil {
-		return fmt.Errorf("store offsets: %w", err)
+	w.entries = append(w.entries, batchEntry{key: offsetsKey(), enc: enc})
+}
+
+// write adds the offsets and writes the batch to disk now, after everything
+// queued before it, in the same atomic database batch. It returns when the
+// batch is on disk, or the error.
+func (w *writeBatch) write(pos, neg LogOffset) error {
+	if w.err != nil {
+		return w.err
 	}
-	if err := w.b.Write(); err != nil {
-		return fmt.Errorf("write balance batch: %w", err)
+	w.addOffsets(pos, neg)
+	if w.err != nil {
+		return w.err
+	}
+	return w.s.flush(w.entries)
+}
+
+// queue adds the offsets and hands the batch to the background writer. A
+// failed write is logged by the writer (the values stay decided in memory).
+// When more than params.MaxQueuedBalanceWrites keys wait already, it writes
+// them itself before it returns, so a slow disk slows the pool down instead of
+// letting the queue grow without bound.
+func (w *writeBatch) queue(pos, neg LogOffset) {
+	if w.err != nil {
+		logWriteError(w.err)
+		return
+	}
+	w.addOffsets(pos, neg)
+	if w.err != nil {
+		logWriteError(w.err)
+		return
+	}
+	s := w.s
+	s.mu.Lock()
+	if s.queued == nil {
+		s.queued = make(map[string][]byte)
+	}
+	for _, e := range w.entries {
+		s.queued[string(e.key)] = e.enc
+	}
+	full := len(s.queued) > params.MaxQueuedBalanceWrites
+	start := !s.running && !full
+	if start {
+		s.running = true
+		s.writers.Add(1)
+	}
+	s.mu.Unlock()
+	switch {
+	case full:
+		if err := s.flush(nil); err != nil {
+			logWriteError(err)
+		}
+	case start:
+		go s.runWriter()
+	}
+}
+
+// runWriter writes queued batches until the queue is empty, then ends.
+func (s *store) runWriter() {
+	defer s.writers.Done()
+	for {
+		s.mu.Lock()
+		if len(s.queued) == 0 {
+			s.running = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		if err := s.flush(nil); err != nil {
+			logWriteError(err)
+		}
+	}
+}
+
+// flush writes everything queued, and then extra (newer than anything queued),
+// as one atomic database batch. Writes are serialised by writeMu, so the
+// database sees batches in the order they were queued.
+func (s *store) flush(extra []batchEntry) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.mu.Lock()
+	if len(s.queued) == 0 && len(extra) == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	s.writing, s.queued = s.queued, s.writing
+	if s.writing == nil {
+		s.writing = make(map[string][]byte)
+	}
+	for _, e := range extra {
+		s.writing[string(e.key)] = e.enc
+	}
+	s.mu.Unlock()
+
+	err := s.writeEntries(s.writing)
+
+	s.mu.Lock()
+	s.flushes++
+	for k := range s.writing {
+		s.stamps[stampBucket([]byte(k))] = s.flushes
+	}
+	clear(s.writing)
+	s.mu.Unlock()
+	return err
+}
+
+// writeEntries writes the values as one database batch. Only flush calls it
+// (with writeMu held); entries is not changed while it runs.
+func (s *store) writeEntries(entries map[string][]byte) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	for k, enc := range entries {
+		var err error
+		if enc == nil {
+			err = b.Delete([]byte(k))
+		} else {
+			err = b.Put([]byte(k), enc)
+		}
+		if err != nil {
+			return fmt.Errorf("store balance %x: %w", k, err)
+		}
+	}
+	if err := b.Write(); err != nil {
+		return fmt.Errorf("write balance batch (%d keys): %w", len(entries), err)
 	}
 	return nil
+}
+
+// close writes everything queued and waits for the writer goroutine to end.
+// The pool calls it once, after it stopped deciding.
+func (s *store) close() error {
+	err := s.flush(nil)
+	s.writers.Wait()
+	return err
 }
 
 // iterate calls fn for every stored value under prefix (the prefix includes

@@ -24,4 +24,9 @@ const (
 	// MaxActivationsPerCall bounds the waiting clients one call may activate,
 	// a guard against a cycle that the priority order should rule out anyway.
 	MaxActivationsPerCall = 1 << 20
+	// MaxQueuedBalanceWrites bounds the balance keys waiting for the pool's
+	// background database writer. Past it, the pool call that queues more writes
+	// them itself (holding the pool lock), so a stalled disk slows the pool down
+	// instead of growing the queue: 65,536 keys are about 10 MiB.
+	MaxQueuedBalanceWrites = 1 << 16
 )
