@@ -48,10 +48,27 @@
 //
 // # Locks and callbacks
 //
-// One mutex, ClientPool.mu, guards all state, including the database writes
-// (a top-up is persisted before BalanceOperation returns). A second mutex,
-// subsMu, guards only the list of event subscribers; it is never taken while
-// mu is held, so there is no lock order to keep. Peer callbacks
+// One mutex, ClientPool.mu, guards all pool state. A second mutex, subsMu,
+// guards only the list of event subscribers; it is never taken while mu is
+// held. The balance store (store.go) has its own two locks, taken after mu:
+// store.writeMu serialises database writes, store.mu guards the queue of
+// writes not yet on disk.
+//
+// # Database reads and writes
+//
+// Spending, debt and sweeps are decided under mu and queued, as one batch per
+// decision (with the expiration offsets), for a background writer goroutine
+// that starts when there is something to write and ends when the queue is
+// empty; the queue keeps the newest value per key, and every read looks there
+// before the database, so the pool always reads what it decided last. Each
+// database write takes everything queued as one atomic batch, so the database
+// only moves from one decided state to a later one. A top-up (BalanceOperation,
+// AddBalance) is written synchronously, in the same batch as everything queued
+// before it, and only confirmed once on disk. Register reads the stored
+// balances before taking mu and re-reads under it only when a write to the same
+// key bucket ended in between. Stop writes everything before it returns; a
+// crash loses at most the queued tail (spending and debt of the last moments,
+// within what SPEC 2.5 forgives), never a confirmed top-up. Peer callbacks
 // (UpdateCapacity, Disconnect) and events are collected while mu is held and
 // delivered after it is released, in the order they were decided: for a
 // public call on the calling goroutine before the call returns, for a timer
