@@ -190,7 +190,8 @@ func applyNodeFlags(ctx *cli.Context, cfg *fileConfig) error {
 	}
 	// HTTP and WebSocket are on only with --http / --ws (or a host in the
 	// config file); --http.addr / --ws.addr alone only choose the interface
-	// they would listen on and do not start a server.
+	// they would listen on and do not start a server; --http=false / --ws=false
+	// turn off a server the config file turned on.
 	n.HTTPHost = rpcHost(ctx, n.HTTPHost, httpFlag, httpAddrFlag, gethnode.DefaultHTTPHost)
 	if ctx.IsSet(httpPortFlag.Name) {
 		n.HTTPPort = ctx.Int(httpPortFlag.Name)
@@ -231,6 +232,9 @@ func applyNodeFlags(ctx *cli.Context, cfg *fileConfig) error {
 // explicit addr flag chooses the host of a server that is on, else the config
 // file's host or def is used.
 func rpcHost(ctx *cli.Context, host string, enable *cli.BoolFlag, addr *cli.StringFlag, def string) string {
+	if ctx.IsSet(enable.Name) && !ctx.Bool(enable.Name) {
+		return "" // an explicit --http=false / --ws=false wins over the config file
+	}
 	if !ctx.Bool(enable.Name) && host == "" {
 		return ""
 	}

@@ -143,6 +143,8 @@ func TestHTTPAndWebSocketStartOnlyWhenEnabled(t *testing.T) {
 		{"a host in the config file turns the server on", nil, "[Node]\nHTTPHost = \"127.0.0.2\"\nWSHost = \"127.0.0.3\"\n", "127.0.0.2", "127.0.0.3"},
 		{"the addr flags override the config file's hosts", []string{"--http.addr", "127.0.0.4", "--ws.addr", "127.0.0.5"},
 			"[Node]\nHTTPHost = \"127.0.0.2\"\nWSHost = \"127.0.0.3\"\n", "127.0.0.4", "127.0.0.5"},
+		{"--http=false and --ws=false turn off the config file's servers", []string{"--http=false", "--ws=false"},
+			"[Node]\nHTTPHost = \"127.0.0.2\"\nWSHost = \"127.0.0.3\"\n", "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
