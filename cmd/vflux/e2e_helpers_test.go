@@ -64,46 +64,91 @@ func e2eDir(t *testing.T) string {
 	return dir
 }
 
-// lineWatcher collects a process's output and wakes waiters on every write.
-type lineWatcher struct {
+// logWatch collects a process's output line by line and lets a test wait for
+// a line with a deadline.
+type logWatch struct {
 	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{}
+	partial []byte
+	lines   []string
+	changed chan struct{} // closed and replaced on every new line
 }
 
-func newLineWatcher() *lineWatcher { return &lineWatcher{changed: make(chan struct{})} }
+func newLogWatch() *logWatch { return &logWatch{changed: make(chan struct{})} }
 
-func (w *lineWatcher) Write(b []byte) (int, error) {
+func (w *logWatch) Write(b []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.buf.Write(b)
-	close(w.changed)
-	w.changed = make(chan struct{})
+	w.partial = append(w.partial, b...)
+	added := false
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			break
+		}
+		w.lines = append(w.lines, string(w.partial[:i]))
+		w.partial = w.partial[i+1:]
+		added = true
+	}
+	if added {
+		close(w.changed)
+		w.changed = make(chan struct{})
+	}
 	return len(b), nil
 }
 
-func (w *lineWatcher) String() string {
+// find returns the index of the first line at or after from containing s.
+func (w *logWatch) find(from int, s string) (int, chan struct{}) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.buf.String()
+	for i := from; i < len(w.lines); i++ {
+		if strings.Contains(w.lines[i], s) {
+			return i, nil
+		}
+	}
+	return -1, w.changed
 }
 
-// wait waits until the output matches re and returns the first group (or
-// the whole match when re has none).
-func (w *lineWatcher) wait(t *testing.T, re *regexp.Regexp, exited <-chan struct{}) string {
+// count returns the number of lines so far.
+func (w *logWatch) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.lines)
+}
+
+// tail returns the last n lines, for failure messages.
+func (w *logWatch) tail(n int) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	from := max(0, len(w.lines)-n)
+	return strings.Join(w.lines[from:], "\n")
+}
+
+// String returns the whole output so far.
+func (w *logWatch) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Join(w.lines, "\n") + "\n" + string(w.partial)
+}
+
+// wait waits until a line matches re and returns the first group (or the
+// whole match when re has none); it fails the test at the deadline or when the
+// process exits first.
+func (w *logWatch) wait(t *testing.T, re *regexp.Regexp, exited <-chan struct{}) string {
 	t.Helper()
 	deadline := time.After(e2eTimeout)
-	for {
+	for from := 0; ; {
 		w.mu.Lock()
-		m := re.FindStringSubmatch(w.buf.String())
-		changed := w.changed
+		lines, changed := w.lines[from:], w.changed
 		w.mu.Unlock()
-		if m != nil {
-			if len(m) > 1 {
-				return m[1]
+		for _, line := range lines {
+			if m := re.FindStringSubmatch(line); m != nil {
+				if len(m) > 1 {
+					return m[1]
+				}
+				return m[0]
 			}
-			return m[0]
 		}
+		from += len(lines)
 		select {
 		case <-changed:
 		case <-exited:
@@ -117,7 +162,7 @@ func (w *lineWatcher) wait(t *testing.T, re *regexp.Regexp, exited <-chan struct
 // e2eNode is a running `vflux` node process.
 type e2eNode struct {
 	cmd     *exec.Cmd
-	out     *lineWatcher
+	out     *logWatch
 	exited  chan struct{}
 	exitErr error
 	datadir string
@@ -136,7 +181,7 @@ var (
 func startE2ENode(t *testing.T, datadir string, args ...string) *e2eNode {
 	t.Helper()
 	full := append([]string{"--datadir", datadir, "--port", "0", "--addr", "127.0.0.1"}, args...)
-	n := &e2eNode{out: newLineWatcher(), exited: make(chan struct{}), datadir: datadir}
+	n := &e2eNode{out: newLogWatch(), exited: make(chan struct{}), datadir: datadir}
 	n.cmd = exec.Command(e2eBin, full...)
 	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
 	if err := n.cmd.Start(); err != nil {

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -32,65 +31,6 @@ import (
 // procTimeout bounds every wait on a node process (start, RPC, exit). A
 // race-instrumented binary on two busy cores needs several seconds to start.
 const procTimeout = 60 * time.Second
-
-// logWatch collects a process's output line by line and lets a test wait for
-// a line with a deadline.
-type logWatch struct {
-	mu      sync.Mutex
-	partial []byte
-	lines   []string
-	changed chan struct{} // closed and replaced on every new line
-}
-
-func newLogWatch() *logWatch { return &logWatch{changed: make(chan struct{})} }
-
-func (w *logWatch) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.partial = append(w.partial, b...)
-	added := false
-	for {
-		i := bytes.IndexByte(w.partial, '\n')
-		if i < 0 {
-			break
-		}
-		w.lines = append(w.lines, string(w.partial[:i]))
-		w.partial = w.partial[i+1:]
-		added = true
-	}
-	if added {
-		close(w.changed)
-		w.changed = make(chan struct{})
-	}
-	return len(b), nil
-}
-
-// find returns the index of the first line at or after from containing s.
-func (w *logWatch) find(from int, s string) (int, chan struct{}) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for i := from; i < len(w.lines); i++ {
-		if strings.Contains(w.lines[i], s) {
-			return i, nil
-		}
-	}
-	return -1, w.changed
-}
-
-// count returns the number of lines so far.
-func (w *logWatch) count() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.lines)
-}
-
-// tail returns the last n lines, for failure messages.
-func (w *logWatch) tail(n int) string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	from := max(0, len(w.lines)-n)
-	return strings.Join(w.lines[from:], "\n")
-}
 
 // nodeProc is one run of the vflux binary as a serving node.
 type nodeProc struct {
