@@ -66,9 +66,13 @@
 // AddBalance) is written synchronously, in the same batch as everything queued
 // before it, and only confirmed once on disk. Register reads the stored
 // balances before taking mu and re-reads under it only when a write to the same
-// key bucket ended in between. Stop writes everything before it returns; a
-// crash loses at most the queued tail (spending and debt of the last moments,
-// within what SPEC 2.5 forgives), never a confirmed top-up. Peer callbacks
+// key bucket ended in between. Stop writes everything before it returns. A
+// crash loses at most the queued tail, never a confirmed top-up: each stored
+// balance is still its last written value plus later top-ups, and the spending
+// a crash forgives is at most params.BalancePersistInterval plus the time the
+// writer takes for one batch (about a millisecond on a healthy disk; a stalled
+// disk makes the pool write synchronously once params.MaxQueuedBalanceWrites
+// keys wait). Peer callbacks
 // (UpdateCapacity, Disconnect) and events are collected while mu is held and
 // delivered after it is released, in the order they were decided: for a
 // public call on the calling goroutine before the call returns, for a timer
