@@ -153,8 +153,12 @@ func (p *ClientPool) Stop() {
 		if c.allowTimer != nil {
 			c.allowTimer.Stop()
 		}
+		if c.decayTimer != nil {
+			c.decayTimer.Stop()
+		}
 		c.timerGen++
 		c.allowGen++
+		c.decayGen++
 	}
 	p.mu.Unlock()
 	close(p.quit)
@@ -380,7 +384,8 @@ func (p *ClientPool) DefaultFactors() (pos, neg PriceFactors) {
 
 // SetExpirationTCs sets the time constants (e-folding times in seconds, 0 =
 // never) of the positive and negative balances, from now on. Active clients
-// are re-keyed: their priority bounds and threshold timers depend on decay.
+// are re-keyed: their priority bounds and threshold timers depend on decay;
+// waiting priority clients re-arm their decay timers.
 func (p *ClientPool) SetExpirationTCs(pos, neg uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -391,6 +396,8 @@ func (p *ClientPool) SetExpirationTCs(pos, neg uint64) {
 		for _, c := range p.clients {
 			if c.active {
 				p.rekey(c, now)
+			} else if !c.disconnected && c.hasPriority() {
+				p.armDecay(c) // when it decays away moved
 			}
 		}
 		p.curveChanged = true

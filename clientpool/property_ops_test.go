@@ -59,8 +59,10 @@ func (m *poolModel) opRegister(c chooser) {
 	if !register(m.pool, p) {
 		m.failf("Register of a new ID %x returned nil", id[28:])
 	}
-	if p.allowance == 0 && !m.everPaid[id] && p.Capacity() == 0 && !p.Disconnected() {
-		m.failf("free client with allowance 0 is inactive but not disconnected when Register returned")
+	if p.allowance == 0 && p.Capacity() == 0 && !p.Disconnected() {
+		if pos, _ := p.Balance().GetBalance(); pos == 0 {
+			m.failf("client without priority with allowance 0 is inactive but not disconnected when Register returned")
+		}
 	}
 }
 
@@ -290,9 +292,6 @@ func (m *poolModel) opBalance(c chooser) {
 	}
 	if c.intn(2) == 0 {
 		amount := modelAmounts[c.intn(len(modelAmounts))]
-		if amount > 0 {
-			m.everPaid[id] = true
-		}
 		m.seen.addBalance++
 		var (
 			before, after uint64
@@ -329,9 +328,6 @@ func (m *poolModel) opBalance(c chooser) {
 	}
 	pos := modelSetAmounts[c.intn(len(modelSetAmounts))]
 	neg := modelSetAmounts[c.intn(len(modelSetAmounts))]
-	if pos > 0 {
-		m.everPaid[id] = true
-	}
 	m.seen.setBalance++
 	var (
 		bpos, bneg, apos, aneg uint64

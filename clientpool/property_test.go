@@ -71,14 +71,16 @@ type poolModel struct {
 
 	peers    []*testPeer // every peer ever accepted, in registration order
 	live     map[*testPeer]bool
-	deferred []*testPeer       // told to disconnect, Unregister still to come
-	everPaid map[enode.ID]bool // IDs that may have had a positive balance
-	inSince  map[*testPeer]mclock.AbsTime
-	allow    map[*testPeer]time.Duration
-	steps    int
-	history  []string // the last operations, for failure messages
-	vlog     violationLog
-	seen     coverage
+	deferred []*testPeer                  // told to disconnect, Unregister still to come
+	inSince  map[*testPeer]mclock.AbsTime // when the peer was last told capacity 0
+	// noPrioSince is when the model first saw a waiting peer without a
+	// positive balance, since it last saw it active or with one.
+	noPrioSince map[*testPeer]mclock.AbsTime
+	allow       map[*testPeer]time.Duration
+	steps       int
+	history     []string // the last operations, for failure messages
+	vlog        violationLog
+	seen        coverage
 	// window is the clock.Run step of the current operation, 0 for the
 	// others (see checkInvariants).
 	window time.Duration
@@ -96,13 +98,13 @@ type coverage struct {
 
 func newPoolModel(t testing.TB, minCap uint64) *poolModel {
 	m := &poolModel{
-		t:        t,
-		clock:    new(mclock.Simulated),
-		minCap:   minCap,
-		live:     make(map[*testPeer]bool),
-		everPaid: make(map[enode.ID]bool),
-		inSince:  make(map[*testPeer]mclock.AbsTime),
-		allow:    make(map[*testPeer]time.Duration),
+		t:           t,
+		clock:       new(mclock.Simulated),
+		minCap:      minCap,
+		live:        make(map[*testPeer]bool),
+		inSince:     make(map[*testPeer]mclock.AbsTime),
+		noPrioSince: make(map[*testPeer]mclock.AbsTime),
+		allow:       make(map[*testPeer]time.Duration),
 	}
 	m.pool = clientpool.NewClientPool(memorydb.New(), minCap, 0, m.clock, alwaysSynced)
 	m.pool.Start()
@@ -241,16 +243,10 @@ func (m *poolModel) checkInvariants() {
 		c := p.Capacity()
 		if c == 0 {
 			waiting++
-			// mclock.Simulated runs every timer of a Run(d) window at the
-			// window's end: an allowance due inside the current window may be
-			// handled up to one window late, never more (an activation the
-			// peer never saw does not restart it).
-			if since := time.Duration(now - m.inSince[p]); !m.everPaid[p.node.ID()] && since > m.allow[p]+m.window {
-				m.failf("free client %x inactive for %v, past its allowance %v, and not disconnected",
-					p.node.ID().Bytes()[28:], since, m.allow[p])
-			}
+			m.checkAllowance(p, now)
 			continue
 		}
+		delete(m.noPrioSince, p)
 		if c < m.minCap {
 			m.failf("active client %x has capacity %d below minCap %d", p.node.ID().Bytes()[28:], c, m.minCap)
 		}
@@ -266,6 +262,36 @@ func (m *poolModel) checkInvariants() {
 	}
 	if v := m.vlog.all(); len(v) > 0 {
 		m.failf("callback contract broken:\n  %s", strings.Join(v, "\n  "))
+	}
+}
+
+// checkAllowance checks that a waiting peer without a positive balance is
+// disconnected once its inactive allowance, counted from when it was told
+// capacity 0 or lost its balance (spent, taken or decayed away), whichever
+// came later, has run out. A peer with a positive balance may wait forever.
+// The loss is seen at the end of the step it happened in, which is never
+// earlier than the pool saw it. mclock.Simulated runs every timer of a Run(d)
+// window at the window's end: an allowance due inside the current window may
+// be handled up to one window late, never more (an activation the peer never
+// saw does not restart it).
+func (m *poolModel) checkAllowance(p *testPeer, now mclock.AbsTime) {
+	m.t.Helper()
+	if b := p.Balance(); b != nil {
+		if pos, _ := b.GetBalance(); pos > 0 {
+			delete(m.noPrioSince, p)
+			return
+		}
+	}
+	if _, ok := m.noPrioSince[p]; !ok {
+		m.noPrioSince[p] = now
+	}
+	start := m.inSince[p]
+	if s := m.noPrioSince[p]; s > start {
+		start = s
+	}
+	if since := time.Duration(now - start); since > m.allow[p]+m.window {
+		m.failf("client %x without priority waiting for %v, past its allowance %v, and not disconnected (inactive since %v, no balance since %v)",
+			p.node.ID().Bytes()[28:], since, m.allow[p], time.Duration(m.inSince[p]), time.Duration(m.noPrioSince[p]))
 	}
 }
 
