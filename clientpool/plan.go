@@ -1,6 +1,7 @@
 package clientpool
 
 import (
+	"math"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common/mclock"
@@ -261,11 +262,30 @@ func (p *ClientPool) setCapacity(id enode.ID, reqCap uint64, bias time.Duration,
 		return cur, ErrNoPriority
 	}
 	b := c.snapAt(now)
+	// A capacity is held only if no waiting client would then out-rank c at
+	// it (Fix: the activation that follows every change, or one run by a
+	// nested call such as Unregister from Disconnect, cut the raise back, so
+	// the caller was told a capacity the peer did not end up with). The best
+	// waiting client is tried first and fails at c unless its biased
+	// estimate exceeds c's priority: c keeps priority(g) >= rival, that is
+	// g <= pos/rival. The clients the raise deactivates join the waiting set:
+	// try checks them.
+	rival := p.waitingRival(now)
+	if rival > 1 && b.pos/uint64(rival) < reqCap {
+		reqCap = max(b.pos/uint64(rival), cur)
+	}
 	try := func(capacity uint64) ([]*client, bool) {
-		return p.plan(now, c, capacity, b.estimate(capacity, 0, 0, bias))
+		victims, ok := p.plan(now, c, capacity, b.estimate(capacity, 0, 0, bias))
+		if !ok || !p.outranksDeactivated(b.priority(capacity), victims, now) {
+			return nil, false
+		}
+		return victims, true
 	}
 	if reqCap > p.maxCap && p.maxCap > cur {
 		reqCap = p.maxCap // nobody can hold more
+	}
+	if reqCap == cur {
+		return cur, nil
 	}
 	grant := cur
 	victims, ok := try(reqCap)
@@ -305,7 +325,33 @@ func (p *ClientPool) setCapacity(id enode.ID, reqCap uint64, bias time.Duration,
 	if grant > cur {
 		p.applyPlan(victims, now, acts)
 		p.setCap(c, grant, requested, now, acts)
+		// Waiting clients compete now, as after every change, so a nested
+		// call finds nothing left to activate; by the checks above none of
+		// them cuts c.
+		p.tryActivate(now, acts)
 		p.finish(now, acts)
 	}
-	return grant, nil
+	return c.capacity, nil
+}
+
+// waitingRival returns the biased estimate at minCap of the waiting client
+// tryActivate tries first (math.MinInt64 if none waits).
+func (p *ClientPool) waitingRival(now mclock.AbsTime) int64 {
+	w := p.inactiveBest.top()
+	if w == nil {
+		return math.MinInt64
+	}
+	return w.snapAt(now).estimate(p.minCap, 0, 0, p.bias)
+}
+
+// outranksDeactivated reports whether priority prio is at least the biased
+// estimate at minCap of every client a plan deactivates (planCap 0): each
+// would then fail to come back by cutting a client with that priority.
+func (p *ClientPool) outranksDeactivated(prio int64, victims []*client, now mclock.AbsTime) bool {
+	for _, v := range victims {
+		if v.planCap == 0 && v.snapAt(now).estimate(p.minCap, 0, 0, p.bias) > prio {
+			return false
+		}
+	}
+	return true
 }

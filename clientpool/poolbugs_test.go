@@ -1,7 +1,9 @@
 package clientpool_test
 
 import (
+	"fmt"
 	"math"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -112,6 +114,88 @@ func TestAWaitingClientWhoseBalanceDecaysAwayStartsItsAllowanceAtOnce(t *testing
 			if waited := time.Duration(gone - lost); waited < allowance-time.Second || waited > allowance+time.Second {
 				t.Errorf("disconnected %v after the balance read 0, want its allowance %v (balance gone at %v)",
 					waited, allowance, time.Duration(lost))
+			}
+		})
+	}
+}
+
+// Bug: a raise was checked only against the clients it cuts. A waiting client
+// blocked by the requester at its old capacity could out-rank it at the new
+// one; the nested Unregister of a client the raise evicted (from inside its
+// Disconnect) then activated the waiting client, which cut the raise back
+// before SetCapacity returned: the caller was told a capacity the peer did not
+// end up with.
+//
+// X (1e6 tokens, spending fast, so it is ordered lowest) holds 10 next to two
+// free clients; W (5e5 tokens) waits: at minCap its priority 5e4 does not beat
+// X's 1e5 at 10. X asks for 90, which would evict free F1 (allowance 0: told to
+// disconnect, and it unregisters at once). At 90, X's priority 11111 is below
+// W's, so 90 is not held; X gets the most it keeps W out with: 20 (priority
+// 5e4 against W's biased estimate 49999).
+func TestARaiseIsNotUndoneByAnActivationInTheSameCall(t *testing.T) {
+	tests := []struct {
+		name      string
+		reentrant bool // F1 unregisters from inside Disconnect
+	}{
+		{"with an evicted client unregistering from inside Disconnect the peer keeps what SetCapacity returned", true},
+		{"with an evicted client unregistering later the peer keeps what SetCapacity returned", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pool, clock := newSimPool(t, memorydb.New(), 10, 0)
+			pool.SetLimits(3, 100)
+			var vlog violationLog
+			peer := func(i int, allowance time.Duration) *testPeer {
+				p := newTestPeer(testID(i), fmt.Sprintf("10.0.0.%d", i), allowance, clock)
+				p.log = &vlog
+				return p
+			}
+			x, f1, f2, w := peer(1, time.Hour), peer(2, 0), peer(3, 0), peer(4, time.Hour)
+			if tt.reentrant {
+				f1.onDisconnect = func(p *testPeer) { unregister(pool, p) }
+			}
+			setBalance(t, pool, x.node.ID(), x.freeID, 1e6, 1e9)
+			setBalance(t, pool, f1.node.ID(), f1.freeID, 0, 1e9)
+			setBalance(t, pool, f2.node.ID(), f2.freeID, 0, 1e9)
+			setBalance(t, pool, w.node.ID(), w.freeID, 5e5, 0)
+			for _, p := range []*testPeer{x, f1, f2} {
+				register(pool, p)
+			}
+			// X spends 0.1 token per ns, then owes 1 per ns: lowest key.
+			x.Balance().SetPriceFactors(clientpool.PriceFactors{TimeFactor: 0.1}, clientpool.PriceFactors{TimeFactor: 1})
+			register(pool, w)
+			if x.Capacity() != 10 || f1.Capacity() != 10 || f2.Capacity() != 10 || w.Capacity() != 0 {
+				t.Fatalf("setup: X %d, F1 %d, F2 %d, W %d; want 10, 10, 10 and W waiting",
+					x.Capacity(), f1.Capacity(), f2.Capacity(), w.Capacity())
+			}
+			got, err := pool.SetCapacity(x.node, 90, 0, true)
+			if err != nil || got < 10 || got > 90 {
+				t.Fatalf("SetCapacity(X, 90) = %d, %v; want a grant in [10, 90]", got, err)
+			}
+			if x.Capacity() != got {
+				t.Errorf("SetCapacity(X, 90) returned %d but the peer was told %d (updates %v)", got, x.Capacity(), x.Updates())
+			}
+			if got != 20 {
+				t.Errorf("SetCapacity(X, 90) = %d, want 20: the most X holds while out-ranking W", got)
+			}
+			// A later call that runs the activation again does not undo it either.
+			pool.SetConnectedBias(0)
+			if x.Capacity() != got || w.Capacity() != 0 {
+				t.Errorf("after later calls X has %d (granted %d), W %d", x.Capacity(), got, w.Capacity())
+			}
+			count, capacity := pool.Active()
+			var told, n uint64
+			for _, p := range []*testPeer{x, f1, f2, w} {
+				if c := p.Capacity(); c > 0 && !p.Disconnected() {
+					told += c
+					n++
+				}
+			}
+			if count != n || capacity != told {
+				t.Errorf("Active() = (%d, %d), peers were told %d clients with %d", count, capacity, n, told)
+			}
+			if v := vlog.all(); len(v) > 0 {
+				t.Errorf("callback contract broken:\n  %s", strings.Join(v, "\n  "))
 			}
 		})
 	}

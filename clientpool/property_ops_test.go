@@ -200,13 +200,12 @@ func (m *poolModel) opSetCapacity(c chooser) {
 		pos, _ = b.GetBalance() // reads without settling
 	}
 	disconnected := p.Disconnected()
-	reentrantBefore := m.seen.reentrant
 	before := len(p.Updates())
-	got, err := m.pool.SetCapacity(p.node, req, bias, true)
 	// A peer that unregisters from inside Disconnect runs a nested pool call
-	// before SetCapacity returns, and that call may change the requester's
-	// capacity again (say, activate a waiting client that out-ranks it).
-	nested := m.seen.reentrant != reentrantBefore
+	// before SetCapacity returns; that call must not change the requester's
+	// capacity again (say, by activating a waiting client that out-ranks it
+	// at the capacity just granted).
+	got, err := m.pool.SetCapacity(p.node, req, bias, true)
 	m.logf("SetCapacity(%x, %d, %v) with cap %d, pos %d = %d, %v", p.node.ID().Bytes()[28:], req, bias, cur, pos, got, err)
 	if disconnected {
 		if got != 0 {
@@ -225,7 +224,7 @@ func (m *poolModel) opSetCapacity(c chooser) {
 	if cut {
 		cur = m.minCap
 	}
-	if problem := m.checkSetCapacity(p, cur, target, pos, got, err, nested, before, cut); problem != "" {
+	if problem := m.checkSetCapacity(p, cur, target, pos, got, err, before, cut); problem != "" {
 		m.failf("%s", problem)
 	}
 }
@@ -234,7 +233,7 @@ func (m *poolModel) opSetCapacity(c chooser) {
 // capacity cur (minCap if the pool had to cut it first, cut) and positive
 // balance pos; before is the number of updates the peer had seen before the
 // call. It returns what is wrong, or "".
-func (m *poolModel) checkSetCapacity(p *testPeer, cur, target, pos uint64, got uint64, err error, nested bool, before int, cut bool) string {
+func (m *poolModel) checkSetCapacity(p *testPeer, cur, target, pos uint64, got uint64, err error, before int, cut bool) string {
 	switch {
 	case cur == 0:
 		if got != 0 || err != nil {
@@ -259,9 +258,6 @@ func (m *poolModel) checkSetCapacity(p *testPeer, cur, target, pos uint64, got u
 		} else {
 			m.seen.partialGrants++
 		}
-	}
-	if nested {
-		return ""
 	}
 	if now := p.Capacity(); now != got {
 		return fmt.Sprintf("SetCapacity returned %d but the peer was told %d", got, now)
