@@ -270,7 +270,7 @@ func (p *ClientPool) setCapacity(id enode.ID, reqCap uint64, bias time.Duration,
 	// estimate exceeds c's priority: c keeps priority(g) >= rival, that is
 	// g <= pos/rival. The clients the raise deactivates join the waiting set:
 	// try checks them.
-	rival := p.waitingRival(now)
+	rival := p.waitingRival(now, nil)
 	if rival > 1 && b.pos/uint64(rival) < reqCap {
 		reqCap = max(b.pos/uint64(rival), cur)
 	}
@@ -296,7 +296,7 @@ func (p *ClientPool) setCapacity(id enode.ID, reqCap uint64, bias time.Duration,
 		// capacity curve's answer first (rebuilt if stale), checked by a real
 		// plan, then a bounded bisection if the curve was off.
 		lo, hi := cur, reqCap // lo can be held, hi cannot
-		if est := p.curveEstimate(c, now, bias); est > lo && est < hi {
+		if est := p.curveEstimate(c, now, bias, rival); est > lo && est < hi {
 			if v, ok := try(est); ok {
 				lo, victims = est, v
 				if _, ok := try(est + 1); !ok {
@@ -335,11 +335,22 @@ func (p *ClientPool) setCapacity(id enode.ID, reqCap uint64, bias time.Duration,
 }
 
 // waitingRival returns the biased estimate at minCap of the waiting client
-// tryActivate tries first (math.MinInt64 if none waits).
-func (p *ClientPool) waitingRival(now mclock.AbsTime) int64 {
-	w := p.inactiveBest.top()
-	if w == nil {
+// tryActivate tries first, apart from skip (math.MinInt64 if none waits).
+func (p *ClientPool) waitingRival(now mclock.AbsTime, skip *client) int64 {
+	items := p.inactiveBest.items
+	var w *client
+	switch {
+	case len(items) == 0:
 		return math.MinInt64
+	case items[0] != skip:
+		w = items[0]
+	case len(items) == 1:
+		return math.MinInt64
+	default: // the next best is one of the top's children
+		w = items[1]
+		if len(items) > 2 && betterInactive(items[2], w) {
+			w = items[2]
+		}
 	}
 	return w.snapAt(now).estimate(p.minCap, 0, 0, p.bias)
 }

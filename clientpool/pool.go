@@ -289,6 +289,7 @@ func (p *ClientPool) SetConnectedBias(bias time.Duration) {
 	var acts callbacks
 	p.mu.Lock()
 	p.bias = bias
+	p.curve = nil // the curve's newcomer answers depend on it
 	if !p.stopped {
 		now := p.clock.Now()
 		p.tryActivate(now, &acts)

@@ -200,3 +200,57 @@ func TestARaiseIsNotUndoneByAnActivationInTheSameCall(t *testing.T) {
 		})
 	}
 }
+
+// Bug: in a pool full by count, a newcomer gets capacity in two calls:
+// Register evicts the lowest client for its slot, at minCap, then SetCapacity
+// raises it, beating only the clients it cuts then. The capacity query made
+// the whole answer beat the evicted client, so the raise got more than it
+// answered; and the evicted client, waiting, comes back unless the newcomer
+// out-ranks it at the capacity it holds.
+//
+// Y (1e6 tokens) holds 1 and Z (1e9) holds 50 of 100, two of two slots. X
+// (2e7) asks: at 20 its priority 1e6 keeps out Y (biased estimate 999999),
+// at 21 it would not. The query used to answer 19 (beating Y's 1e6 at 19),
+// and Register then SetCapacity(50) granted 50, which Y then cut back.
+func TestACapacityQueryOfANewcomerInAPoolFullByCountAgreesWithRegisterAndSetCapacity(t *testing.T) {
+	tests := []struct {
+		name string
+		ask  func(answer uint64) uint64
+	}{
+		{"asking the answered capacity is granted in full", func(a uint64) uint64 { return a }},
+		{"asking 10% more is granted the answer", func(a uint64) uint64 { return a + (a+9)/10 }},
+		{"asking for all the free capacity is granted the answer", func(uint64) uint64 { return 50 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pool, _ := newSimPool(t, memorydb.New(), 1, 0)
+			pool.SetLimits(2, 100)
+			y, z, x := newTestPeer(testID(1), "10.0.0.1", time.Hour, nil), newTestPeer(testID(2), "10.0.0.2", time.Hour, nil),
+				newTestPeer(testID(3), "10.0.0.3", time.Hour, nil)
+			setBalance(t, pool, y.node.ID(), y.freeID, 1e6, 0)
+			setBalance(t, pool, z.node.ID(), z.freeID, 1e9, 0)
+			setBalance(t, pool, x.node.ID(), x.freeID, 2e7, 0)
+			register(pool, y)
+			register(pool, z)
+			if got, err := pool.SetCapacity(z.node, 50, 0, true); got != 50 || err != nil || y.Capacity() != 1 {
+				t.Fatalf("setup: SetCapacity(Z, 50) = %d, %v; Y holds %d", got, err, y.Capacity())
+			}
+			reply := capQuery(pool, x.node.ID(), x.freeID, 0, 0)
+			if len(reply) != 1 || reply[0] != 20 {
+				t.Fatalf("cq answered %v to the newcomer, want [20]", reply)
+			}
+			answer := reply[0]
+			if !register(pool, x) || x.Capacity() != 1 || y.Capacity() != 0 {
+				t.Fatalf("Register(X): X holds %d, Y %d; want X admitted at 1 in place of Y", x.Capacity(), y.Capacity())
+			}
+			req := tt.ask(answer)
+			if got, err := pool.SetCapacity(x.node, req, 0, true); got != answer || err != nil {
+				t.Errorf("SetCapacity(X, %d) = %d, %v after cq answered %d", req, got, err, answer)
+			}
+			pool.SetConnectedBias(0) // lets Y compete again
+			if x.Capacity() != answer || y.Capacity() != 0 {
+				t.Errorf("X holds %d (answered %d), Y %d: Y came back", x.Capacity(), answer, y.Capacity())
+			}
+		})
+	}
+}
