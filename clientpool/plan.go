@@ -219,8 +219,11 @@ func (p *ClientPool) tryActivate(now mclock.AbsTime, acts *callbacks) {
 // balance (ErrNoPriority). A raise that cannot be met in full grants the
 // largest capacity between the current one and the request that the client,
 // biased, can hold (Fix: partial grants); callers compare the result with what
-// they asked for. A decrease always succeeds. The peer is told the new
-// capacity with UpdateCapacity(capacity, requested).
+// they asked for. Holding a capacity includes keeping out the waiting clients
+// (and those the raise deactivates): one that out-ranked the client there
+// would be activated at once and cut the raise back. A decrease always
+// succeeds. The result is the capacity the peer ends up with, told with
+// UpdateCapacity(capacity, requested).
 func (p *ClientPool) SetCapacity(n *enode.Node, reqCap uint64, bias time.Duration, requested bool) (uint64, error) {
 	if n == nil {
 		return 0, ErrNotConnected

@@ -364,60 +364,6 @@ func TestPoolInvariantsHoldUnderRandomOperations(t *testing.T) {
 	}
 }
 
-// Regression test for a bug the property test found (seed 4): a peer callback
-// that calls back into the pool (Unregister from Disconnect) had its nested
-// callbacks delivered ahead of the rest of the outer batch, so a client the
-// nested call re-activated was then told the outer batch's stale capacity 0:
-// the peer believed it was inactive while the pool counted it active.
-func TestReentrantUnregisterLeavesNoStaleCapacity(t *testing.T) {
-	pool, _ := newSimPool(t, memorydb.New(), 10, 0)
-	pool.SetLimits(10, 120)
-	var vlog violationLog
-	peer := func(i int, allowance time.Duration) *testPeer {
-		p := newTestPeer(testID(i), fmt.Sprintf("10.0.0.%d", i), allowance, nil)
-		p.log = &vlog
-		return p
-	}
-	paidQ, freeY, freeX, paidP := peer(1, time.Hour), peer(2, 0), peer(3, time.Hour), peer(4, time.Hour)
-	freeY.onDisconnect = func(p *testPeer) { unregister(pool, p) } // re-entrant
-	addBalance(t, pool, paidQ.node.ID(), 1e12)
-	addBalance(t, pool, paidP.node.ID(), 1e15)
-	setBalance(t, pool, freeY.node.ID(), freeY.freeID, 0, 5e9) // Y ranks below X
-	for _, p := range []*testPeer{paidQ, freeY, freeX, paidP} {
-		if !register(pool, p) || p.Capacity() != 10 {
-			t.Fatalf("client %x not activated at minCap", p.node.ID().Bytes()[28:])
-		}
-	}
-	if got, err := pool.SetCapacity(paidQ.node, 80, 0, true); got != 80 || err != nil {
-		t.Fatalf("SetCapacity(Q, 80) = %d, %v", got, err)
-	}
-	// P's raise to 45 takes 25 more than the 120 there are: the plan
-	// deactivates Y (disconnected at once, and unregistered from inside
-	// Disconnect), then X, then cuts Q by a quarter (80 to 60), which leaves 15
-	// free: the nested Unregister of Y re-activates X at minCap.
-	if got, err := pool.SetCapacity(paidP.node, 45, 0, true); got != 45 || err != nil {
-		t.Fatalf("SetCapacity(P, 45) = %d, %v", got, err)
-	}
-	count, capacity := pool.Active()
-	var told, toldCount uint64
-	for _, p := range []*testPeer{paidQ, freeX, paidP} {
-		if c := p.Capacity(); c > 0 {
-			told += c
-			toldCount++
-		}
-	}
-	if count != toldCount || capacity != told {
-		t.Errorf("Active() = (%d, %d), peers were told %d clients with %d: Q %v, X %v, P %v",
-			count, capacity, toldCount, told, paidQ.Updates(), freeX.Updates(), paidP.Updates())
-	}
-	if !freeY.Disconnected() {
-		t.Errorf("Y was not disconnected (updates %v)", freeY.Updates())
-	}
-	if v := vlog.all(); len(v) > 0 {
-		t.Errorf("callback contract broken:\n  %s", strings.Join(v, "\n  "))
-	}
-}
-
 // TestConcurrentCallersKeepThePoolConsistent has several goroutines make
 // public calls at once (SPEC 3.2 Concurrency: all methods are safe for
 // concurrent use) while another drives the clock, with peers that unregister
