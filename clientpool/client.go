@@ -89,6 +89,8 @@ type client struct {
 	allowGen    uint64
 	allowSince  mclock.AbsTime // when the running (or paused) allowance started
 	allowPaused bool           // activated while the allowance ran: resume it if the peer never saw the activation
+	decayTimer  mclock.Timer   // inactive priority client: fires when its positive balance decays away
+	decayGen    uint64
 
 	planGen  uint64 // planner scratch
 	planCap  uint64
@@ -387,8 +389,17 @@ func (p *ClientPool) armTimer(c *client, b *balSnap) {
 			ns = math.Min(ns, untilBelow(pos, float64(c.key)*float64(c.capacity), posPrice, b.posTau))
 		}
 		d = durationOf(ns)
-	} else if negPrice > 0 && c.freeID != "" {
-		d = durationOf((-float64(c.key) - float64(b.neg)) / negPrice)
+	} else if negPrice > 0 && c.freeID != "" && c.key > -math.MaxInt64 {
+		// Priority -neg falls to key when neg reaches -key. The negative
+		// balance saturates at MaxInt64, so a key below -MaxInt64 is never
+		// reached: no timer (Fix: the float difference of the two read 0 and
+		// re-armed the timer every MinTimerDelay, forever). The gap is taken
+		// in integers: near MaxInt64 a float64 cannot tell the two apart.
+		var gap uint64
+		if c.key < 0 && uint64(-c.key) > b.neg {
+			gap = uint64(-c.key) - b.neg
+		}
+		d = durationOf(float64(gap) / negPrice)
 	}
 	if d == time.Duration(math.MaxInt64) {
 		p.stopTimer(c)

@@ -20,6 +20,9 @@ type curveStep struct {
 	client   int32  // snapshot index of the client cut in this step (-1 = none)
 	capAfter uint64 // that client's capacity after the step
 	next     int32  // the same client's next step (-1 = none)
+	// raiseBest (newcomer simulation) is the highest priority cut in the
+	// steps after the newcomer's admission (sim.kmin) up to this one.
+	raiseBest int64
 }
 
 // capacityCurve is a cached simulation of evictions in priority order (SPEC
@@ -38,9 +41,10 @@ type capacityCurve struct {
 	minCap    uint64
 	maxCount  uint64
 	maxCap    uint64
-	newcomer  curveSim // for an asker that is not active
-	connected curveSim // for an active asker (in the snapshot)
-	caps      []uint64 // capacity of each snapshot client at the snapshot
+	bias      time.Duration // the connected bias, with which deactivated clients come back
+	newcomer  curveSim      // for an asker that is not active
+	connected curveSim      // for an active asker (in the snapshot)
+	caps      []uint64      // capacity of each snapshot client at the snapshot
 }
 
 // curveSim is one enforcement simulation over the curve's snapshot.
@@ -48,6 +52,13 @@ type curveSim struct {
 	slot  uint64 // 1 if the simulation counts a slot for the asker on top of the snapshot
 	steps []curveStep
 	first []int32 // first step of each snapshot client (-1 = none)
+	// Newcomer simulation only: kmin is the first step that frees a slot and
+	// minCap (len(steps) if none), what Register's activation does; backEst
+	// is the highest biased estimate at minCap of a client deactivated up to
+	// it, which waits and comes back unless the newcomer keeps a priority of
+	// at least that (math.MinInt64 if none).
+	kmin    int
+	backEst int64
 }
 
 // curveSnapshot is what the curve is built from, taken under the pool lock.
@@ -60,7 +71,7 @@ type curveSnapshot struct {
 // held); the caller builds the curve from it without the lock.
 func (p *ClientPool) snapshotCurve(now mclock.AbsTime) *curveSnapshot {
 	p.snapGen++
-	cv := &capacityCurve{gen: p.snapGen, built: now, minCap: p.minCap, maxCount: p.maxCount, maxCap: p.maxCap}
+	cv := &capacityCurve{gen: p.snapGen, built: now, minCap: p.minCap, maxCount: p.maxCount, maxCap: p.maxCap, bias: p.bias}
 	n := p.active.Len()
 	s := &curveSnapshot{curve: cv, entries: make([]planEntry, n)}
 	cv.caps = make([]uint64, n)
@@ -96,7 +107,7 @@ func (s *curveSnapshot) build() *capacityCurve {
 // simulate runs the enforcement simulation of plan over entries (reordered in
 // place), starting at the snapshot's count plus slot.
 func (cv *capacityCurve) simulate(entries []planEntry, slot uint64) curveSim {
-	sim := curveSim{slot: slot, first: make([]int32, len(entries))}
+	sim := curveSim{slot: slot, first: make([]int32, len(entries)), kmin: -1, backEst: math.MinInt64}
 	for i := range sim.first {
 		sim.first[i] = -1
 	}
@@ -106,7 +117,13 @@ func (cv *capacityCurve) simulate(entries []planEntry, slot uint64) curveSim {
 		capSum += c
 	}
 	sim.steps = make([]curveStep, 1, len(entries)+1)
-	sim.steps[0] = curveStep{count: count, capSum: capSum, best1: math.MinInt64, best2: math.MinInt64, best1Idx: -1, client: -1, next: -1}
+	sim.steps[0] = curveStep{count: count, capSum: capSum, best1: math.MinInt64, best2: math.MinInt64, best1Idx: -1, client: -1, next: -1, raiseBest: math.MinInt64}
+	admitted := func(count, capSum uint64) bool {
+		return count <= cv.maxCount && capSum < cv.maxCap && cv.maxCap-capSum >= cv.minCap
+	}
+	if admitted(count, capSum) {
+		sim.kmin = 0
+	}
 	h := planHeap(entries)
 	for i := len(h)/2 - 1; i >= 0; i-- {
 		h.down(i)
@@ -116,7 +133,7 @@ func (cv *capacityCurve) simulate(entries []planEntry, slot uint64) curveSim {
 	for len(h) > 0 {
 		e := h.pop()
 		idx, cutPrio, snapIdx := int32(e.hidx), e.prio, e.hidx
-		st := curveStep{client: idx, next: -1, best1: prev.best1, best2: prev.best2, best1Idx: prev.best1Idx}
+		st := curveStep{client: idx, next: -1, best1: prev.best1, best2: prev.best2, best1Idx: prev.best1Idx, raiseBest: prev.raiseBest}
 		if e.cap > cv.minCap && count <= cv.maxCount {
 			nc := quarterCut(e.cap, cv.minCap)
 			capSum -= e.cap - nc
@@ -127,8 +144,14 @@ func (cv *capacityCurve) simulate(entries []planEntry, slot uint64) curveSim {
 		} else {
 			count--
 			capSum -= e.cap
+			if sim.kmin < 0 { // deactivated by the newcomer's admission
+				sim.backEst = max(sim.backEst, e.b.estimate(cv.minCap, 0, 0, cv.bias))
+			}
 		}
 		st.count, st.capSum = count, capSum
+		if sim.kmin >= 0 && cutPrio > st.raiseBest {
+			st.raiseBest = cutPrio
+		}
 		switch {
 		case idx == st.best1Idx:
 			if cutPrio > st.best1 {
@@ -148,6 +171,12 @@ func (cv *capacityCurve) simulate(entries []planEntry, slot uint64) curveSim {
 		last[idx] = k
 		sim.steps = append(sim.steps, st)
 		prev = st
+		if sim.kmin < 0 && admitted(count, capSum) {
+			sim.kmin = int(k)
+		}
+	}
+	if sim.kmin < 0 {
+		sim.kmin = len(sim.steps)
 	}
 	return sim
 }
@@ -225,7 +254,15 @@ func (v curveView) need(k int) int64 {
 // after step k and the priority needed for it both grow with k, so the answer
 // is in the last step whose smallest new capacity the client can afford:
 // found by binary search over the steps, then over capacities within it.
-func (cv *capacityCurve) maxCapacity(b balSnap, addTokens int64, bias time.Duration, xIdx int32) uint64 {
+//
+// rival is the biased estimate at minCap of the waiting client activation
+// tries first: the answer is one at which the asker keeps a priority of at
+// least that, as SetCapacity grants it. A newcomer (Fix) is answered the way
+// it gets capacity, Register then SetCapacity: Register's activation beats the
+// steps up to kmin at minCap, the raise beats only the later ones at the
+// answered capacity, and the clients the admission deactivated wait and come
+// back unless the asker out-ranks them (backEst) there.
+func (cv *capacityCurve) maxCapacity(b balSnap, addTokens int64, bias time.Duration, xIdx int32, rival int64) uint64 {
 	if cv.maxCount == 0 || cv.minCap > cv.maxCap {
 		return 0
 	}
@@ -234,18 +271,49 @@ func (cv *capacityCurve) maxCapacity(b balSnap, addTokens int64, bias time.Durat
 		v.sim = &cv.connected
 	}
 	prio := func(capacity uint64) int64 { return b.estimate(capacity, addTokens, 0, bias) }
+	pos := addSat(b.pos, float64(addTokens))
 	n := len(v.sim.steps)
-	kmin := sort.Search(n, func(k int) bool { return v.free(k) >= cv.minCap })
+	var kmin int
+	need := v.need
+	if xIdx < 0 {
+		kmin = v.sim.kmin
+		rival = max(rival, v.sim.backEst)
+		need = func(k int) int64 { return v.sim.steps[k].raiseBest } // k >= kmin
+	} else {
+		kmin = sort.Search(n, func(k int) bool { return v.free(k) >= cv.minCap })
+	}
 	if kmin == n || prio(cv.minCap) <= v.need(kmin) {
 		return 0
 	}
-	if addSat(b.pos, float64(addTokens)) == 0 {
+	exact := b
+	exact.pos = pos
+	if xIdx < 0 && exact.priority(cv.minCap) < rival {
+		return 0 // admitted, it would be evicted again at once
+	}
+	if pos == 0 {
 		return cv.minCap // free clients get at most minCap
 	}
+	// The most it holds while keeping priority pos/capacity >= rival.
+	limit := uint64(math.MaxUint64)
+	if rival > 1 {
+		limit = pos / uint64(rival)
+		if xIdx >= 0 {
+			limit = max(limit, cv.caps[xIdx]) // it keeps what it has
+		}
+	}
+	ans := cv.curveAnswer(v, prio, need, kmin)
+	return min(ans, limit)
+}
+
+// curveAnswer is the largest capacity the asker can afford by the curve's
+// cuts alone: need(k) is the priority it must exceed for what step k frees,
+// and it can afford step kmin's.
+func (cv *capacityCurve) curveAnswer(v curveView, prio func(uint64) int64, need func(int) int64, kmin int) uint64 {
+	n := len(v.sim.steps)
 	// the last step k whose first new capacity is affordable
 	k := kmin + sort.Search(n-kmin-1, func(i int) bool {
 		k := kmin + 1 + i
-		return prio(v.free(k-1)+1) <= v.need(k)
+		return prio(v.free(k-1)+1) <= need(k)
 	})
 	lo, hi := cv.minCap, v.free(k)
 	if k > kmin {
@@ -254,10 +322,10 @@ func (cv *capacityCurve) maxCapacity(b balSnap, addTokens int64, bias time.Durat
 	if lo > hi {
 		return hi
 	}
-	need := v.need(k)
+	needK := need(k)
 	for lo < hi { // lo is affordable
 		mid := lo + (hi-lo+1)/2
-		if prio(mid) > need {
+		if prio(mid) > needK {
 			lo = mid
 		} else {
 			hi = mid - 1
@@ -293,9 +361,9 @@ func curveIndex(cv *capacityCurve, c *client) int32 {
 // as SetCapacity's first estimate of a partial grant (pool lock held). A stale
 // curve is rebuilt here, under the lock: partial grants are rare and the new
 // curve serves the following queries too.
-func (p *ClientPool) curveEstimate(c *client, now mclock.AbsTime, bias time.Duration) uint64 {
+func (p *ClientPool) curveEstimate(c *client, now mclock.AbsTime, bias time.Duration, rival int64) uint64 {
 	if !p.curveValid(now) {
 		p.curve = p.snapshotCurve(now).build()
 	}
-	return p.curve.maxCapacity(c.snapAt(now), 0, bias, curveIndex(p.curve, c))
+	return p.curve.maxCapacity(c.snapAt(now), 0, bias, curveIndex(p.curve, c), rival)
 }

@@ -34,7 +34,10 @@
 //     (or was) the lowest-ranked active client, lets waiting clients compete.
 //   - inactiveBest / inactiveLow: two indexed heaps over the inactive clients,
 //     best first (activation order) and worst first (SetMaxInactive), ordered
-//     by an expiration-independent log key of their balances.
+//     by an expiration-independent log key of their balances. A waiting free
+//     client has an allowance timer (it is disconnected when it fires); a
+//     waiting priority client whose balance decays has a decay timer that
+//     fires when the balance reads 0, and starts its allowance then.
 //   - The enforcement planner walks the active heap in order without changing
 //     it (a frontier heap over heap indices), so evicting or cutting k clients
 //     costs O(k log k) and register/unregister are O(log n).

@@ -1,6 +1,7 @@
 package clientpool
 
 import (
+	"math"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common/mclock"
@@ -218,8 +219,11 @@ func (p *ClientPool) tryActivate(now mclock.AbsTime, acts *callbacks) {
 // balance (ErrNoPriority). A raise that cannot be met in full grants the
 // largest capacity between the current one and the request that the client,
 // biased, can hold (Fix: partial grants); callers compare the result with what
-// they asked for. A decrease always succeeds. The peer is told the new
-// capacity with UpdateCapacity(capacity, requested).
+// they asked for. Holding a capacity includes keeping out the waiting clients
+// (and those the raise deactivates): one that out-ranked the client there
+// would be activated at once and cut the raise back. A decrease always
+// succeeds. The result is the capacity the peer ends up with, told with
+// UpdateCapacity(capacity, requested).
 func (p *ClientPool) SetCapacity(n *enode.Node, reqCap uint64, bias time.Duration, requested bool) (uint64, error) {
 	if n == nil {
 		return 0, ErrNotConnected
@@ -261,11 +265,30 @@ func (p *ClientPool) setCapacity(id enode.ID, reqCap uint64, bias time.Duration,
 		return cur, ErrNoPriority
 	}
 	b := c.snapAt(now)
+	// A capacity is held only if no waiting client would then out-rank c at
+	// it (Fix: the activation that follows every change, or one run by a
+	// nested call such as Unregister from Disconnect, cut the raise back, so
+	// the caller was told a capacity the peer did not end up with). The best
+	// waiting client is tried first and fails at c unless its biased
+	// estimate exceeds c's priority: c keeps priority(g) >= rival, that is
+	// g <= pos/rival. The clients the raise deactivates join the waiting set:
+	// try checks them.
+	rival := p.waitingRival(now, nil)
+	if rival > 1 && b.pos/uint64(rival) < reqCap {
+		reqCap = max(b.pos/uint64(rival), cur)
+	}
 	try := func(capacity uint64) ([]*client, bool) {
-		return p.plan(now, c, capacity, b.estimate(capacity, 0, 0, bias))
+		victims, ok := p.plan(now, c, capacity, b.estimate(capacity, 0, 0, bias))
+		if !ok || !p.outranksDeactivated(b.priority(capacity), victims, now) {
+			return nil, false
+		}
+		return victims, true
 	}
 	if reqCap > p.maxCap && p.maxCap > cur {
 		reqCap = p.maxCap // nobody can hold more
+	}
+	if reqCap == cur {
+		return cur, nil
 	}
 	grant := cur
 	victims, ok := try(reqCap)
@@ -276,7 +299,7 @@ func (p *ClientPool) setCapacity(id enode.ID, reqCap uint64, bias time.Duration,
 		// capacity curve's answer first (rebuilt if stale), checked by a real
 		// plan, then a bounded bisection if the curve was off.
 		lo, hi := cur, reqCap // lo can be held, hi cannot
-		if est := p.curveEstimate(c, now, bias); est > lo && est < hi {
+		if est := p.curveEstimate(c, now, bias, rival); est > lo && est < hi {
 			if v, ok := try(est); ok {
 				lo, victims = est, v
 				if _, ok := try(est + 1); !ok {
@@ -305,7 +328,44 @@ func (p *ClientPool) setCapacity(id enode.ID, reqCap uint64, bias time.Duration,
 	if grant > cur {
 		p.applyPlan(victims, now, acts)
 		p.setCap(c, grant, requested, now, acts)
+		// Waiting clients compete now, as after every change, so a nested
+		// call finds nothing left to activate; by the checks above none of
+		// them cuts c.
+		p.tryActivate(now, acts)
 		p.finish(now, acts)
 	}
-	return grant, nil
+	return c.capacity, nil
+}
+
+// waitingRival returns the biased estimate at minCap of the waiting client
+// tryActivate tries first, apart from skip (math.MinInt64 if none waits).
+func (p *ClientPool) waitingRival(now mclock.AbsTime, skip *client) int64 {
+	items := p.inactiveBest.items
+	var w *client
+	switch {
+	case len(items) == 0:
+		return math.MinInt64
+	case items[0] != skip:
+		w = items[0]
+	case len(items) == 1:
+		return math.MinInt64
+	default: // the next best is one of the top's children
+		w = items[1]
+		if len(items) > 2 && betterInactive(items[2], w) {
+			w = items[2]
+		}
+	}
+	return w.snapAt(now).estimate(p.minCap, 0, 0, p.bias)
+}
+
+// outranksDeactivated reports whether priority prio is at least the biased
+// estimate at minCap of every client a plan deactivates (planCap 0): each
+// would then fail to come back by cutting a client with that priority.
+func (p *ClientPool) outranksDeactivated(prio int64, victims []*client, now mclock.AbsTime) bool {
+	for _, v := range victims {
+		if v.planCap == 0 && v.snapAt(now).estimate(p.minCap, 0, 0, p.bias) > prio {
+			return false
+		}
+	}
+	return true
 }

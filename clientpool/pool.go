@@ -153,8 +153,12 @@ func (p *ClientPool) Stop() {
 		if c.allowTimer != nil {
 			c.allowTimer.Stop()
 		}
+		if c.decayTimer != nil {
+			c.decayTimer.Stop()
+		}
 		c.timerGen++
 		c.allowGen++
+		c.decayGen++
 	}
 	p.mu.Unlock()
 	if err := p.st.close(); err != nil { // on disk when Stop returns
@@ -294,6 +298,7 @@ func (p *ClientPool) SetConnectedBias(bias time.Duration) {
 	var acts callbacks
 	p.mu.Lock()
 	p.bias = bias
+	p.curve = nil // the curve's newcomer answers depend on it
 	if !p.stopped {
 		now := p.clock.Now()
 		p.tryActivate(now, &acts)
@@ -389,7 +394,8 @@ func (p *ClientPool) DefaultFactors() (pos, neg PriceFactors) {
 
 // SetExpirationTCs sets the time constants (e-folding times in seconds, 0 =
 // never) of the positive and negative balances, from now on. Active clients
-// are re-keyed: their priority bounds and threshold timers depend on decay.
+// are re-keyed: their priority bounds and threshold timers depend on decay;
+// waiting priority clients re-arm their decay timers.
 func (p *ClientPool) SetExpirationTCs(pos, neg uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -400,6 +406,8 @@ func (p *ClientPool) SetExpirationTCs(pos, neg uint64) {
 		for _, c := range p.clients {
 			if c.active {
 				p.rekey(c, now)
+			} else if !c.disconnected && c.hasPriority() {
+				p.armDecay(c) // when it decays away moved
 			}
 		}
 		p.curveChanged = true

@@ -59,8 +59,10 @@ func (m *poolModel) opRegister(c chooser) {
 	if !register(m.pool, p) {
 		m.failf("Register of a new ID %x returned nil", id[28:])
 	}
-	if p.allowance == 0 && !m.everPaid[id] && p.Capacity() == 0 && !p.Disconnected() {
-		m.failf("free client with allowance 0 is inactive but not disconnected when Register returned")
+	if p.allowance == 0 && p.Capacity() == 0 && !p.Disconnected() {
+		if pos, _ := p.Balance().GetBalance(); pos == 0 {
+			m.failf("client without priority with allowance 0 is inactive but not disconnected when Register returned")
+		}
 	}
 }
 
@@ -198,13 +200,12 @@ func (m *poolModel) opSetCapacity(c chooser) {
 		pos, _ = b.GetBalance() // reads without settling
 	}
 	disconnected := p.Disconnected()
-	reentrantBefore := m.seen.reentrant
 	before := len(p.Updates())
-	got, err := m.pool.SetCapacity(p.node, req, bias, true)
 	// A peer that unregisters from inside Disconnect runs a nested pool call
-	// before SetCapacity returns, and that call may change the requester's
-	// capacity again (say, activate a waiting client that out-ranks it).
-	nested := m.seen.reentrant != reentrantBefore
+	// before SetCapacity returns; that call must not change the requester's
+	// capacity again (say, by activating a waiting client that out-ranks it
+	// at the capacity just granted).
+	got, err := m.pool.SetCapacity(p.node, req, bias, true)
 	m.logf("SetCapacity(%x, %d, %v) with cap %d, pos %d = %d, %v", p.node.ID().Bytes()[28:], req, bias, cur, pos, got, err)
 	if disconnected {
 		if got != 0 {
@@ -223,7 +224,7 @@ func (m *poolModel) opSetCapacity(c chooser) {
 	if cut {
 		cur = m.minCap
 	}
-	if problem := m.checkSetCapacity(p, cur, target, pos, got, err, nested, before, cut); problem != "" {
+	if problem := m.checkSetCapacity(p, cur, target, pos, got, err, before, cut); problem != "" {
 		m.failf("%s", problem)
 	}
 }
@@ -232,7 +233,7 @@ func (m *poolModel) opSetCapacity(c chooser) {
 // capacity cur (minCap if the pool had to cut it first, cut) and positive
 // balance pos; before is the number of updates the peer had seen before the
 // call. It returns what is wrong, or "".
-func (m *poolModel) checkSetCapacity(p *testPeer, cur, target, pos uint64, got uint64, err error, nested bool, before int, cut bool) string {
+func (m *poolModel) checkSetCapacity(p *testPeer, cur, target, pos uint64, got uint64, err error, before int, cut bool) string {
 	switch {
 	case cur == 0:
 		if got != 0 || err != nil {
@@ -257,9 +258,6 @@ func (m *poolModel) checkSetCapacity(p *testPeer, cur, target, pos uint64, got u
 		} else {
 			m.seen.partialGrants++
 		}
-	}
-	if nested {
-		return ""
 	}
 	if now := p.Capacity(); now != got {
 		return fmt.Sprintf("SetCapacity returned %d but the peer was told %d", got, now)
@@ -290,9 +288,6 @@ func (m *poolModel) opBalance(c chooser) {
 	}
 	if c.intn(2) == 0 {
 		amount := modelAmounts[c.intn(len(modelAmounts))]
-		if amount > 0 {
-			m.everPaid[id] = true
-		}
 		m.seen.addBalance++
 		var (
 			before, after uint64
@@ -329,9 +324,6 @@ func (m *poolModel) opBalance(c chooser) {
 	}
 	pos := modelSetAmounts[c.intn(len(modelSetAmounts))]
 	neg := modelSetAmounts[c.intn(len(modelSetAmounts))]
-	if pos > 0 {
-		m.everPaid[id] = true
-	}
 	m.seen.setBalance++
 	var (
 		bpos, bneg, apos, aneg uint64

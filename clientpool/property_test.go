@@ -71,14 +71,16 @@ type poolModel struct {
 
 	peers    []*testPeer // every peer ever accepted, in registration order
 	live     map[*testPeer]bool
-	deferred []*testPeer       // told to disconnect, Unregister still to come
-	everPaid map[enode.ID]bool // IDs that may have had a positive balance
-	inSince  map[*testPeer]mclock.AbsTime
-	allow    map[*testPeer]time.Duration
-	steps    int
-	history  []string // the last operations, for failure messages
-	vlog     violationLog
-	seen     coverage
+	deferred []*testPeer                  // told to disconnect, Unregister still to come
+	inSince  map[*testPeer]mclock.AbsTime // when the peer was last told capacity 0
+	// noPrioSince is when the model first saw a waiting peer without a
+	// positive balance, since it last saw it active or with one.
+	noPrioSince map[*testPeer]mclock.AbsTime
+	allow       map[*testPeer]time.Duration
+	steps       int
+	history     []string // the last operations, for failure messages
+	vlog        violationLog
+	seen        coverage
 	// window is the clock.Run step of the current operation, 0 for the
 	// others (see checkInvariants).
 	window time.Duration
@@ -96,13 +98,13 @@ type coverage struct {
 
 func newPoolModel(t testing.TB, minCap uint64) *poolModel {
 	m := &poolModel{
-		t:        t,
-		clock:    new(mclock.Simulated),
-		minCap:   minCap,
-		live:     make(map[*testPeer]bool),
-		everPaid: make(map[enode.ID]bool),
-		inSince:  make(map[*testPeer]mclock.AbsTime),
-		allow:    make(map[*testPeer]time.Duration),
+		t:           t,
+		clock:       new(mclock.Simulated),
+		minCap:      minCap,
+		live:        make(map[*testPeer]bool),
+		inSince:     make(map[*testPeer]mclock.AbsTime),
+		noPrioSince: make(map[*testPeer]mclock.AbsTime),
+		allow:       make(map[*testPeer]time.Duration),
 	}
 	m.pool = clientpool.NewClientPool(memorydb.New(), minCap, 0, m.clock, alwaysSynced)
 	m.pool.Start()
@@ -241,16 +243,10 @@ func (m *poolModel) checkInvariants() {
 		c := p.Capacity()
 		if c == 0 {
 			waiting++
-			// mclock.Simulated runs every timer of a Run(d) window at the
-			// window's end: an allowance due inside the current window may be
-			// handled up to one window late, never more (an activation the
-			// peer never saw does not restart it).
-			if since := time.Duration(now - m.inSince[p]); !m.everPaid[p.node.ID()] && since > m.allow[p]+m.window {
-				m.failf("free client %x inactive for %v, past its allowance %v, and not disconnected",
-					p.node.ID().Bytes()[28:], since, m.allow[p])
-			}
+			m.checkAllowance(p, now)
 			continue
 		}
+		delete(m.noPrioSince, p)
 		if c < m.minCap {
 			m.failf("active client %x has capacity %d below minCap %d", p.node.ID().Bytes()[28:], c, m.minCap)
 		}
@@ -266,6 +262,36 @@ func (m *poolModel) checkInvariants() {
 	}
 	if v := m.vlog.all(); len(v) > 0 {
 		m.failf("callback contract broken:\n  %s", strings.Join(v, "\n  "))
+	}
+}
+
+// checkAllowance checks that a waiting peer without a positive balance is
+// disconnected once its inactive allowance, counted from when it was told
+// capacity 0 or lost its balance (spent, taken or decayed away), whichever
+// came later, has run out. A peer with a positive balance may wait forever.
+// The loss is seen at the end of the step it happened in, which is never
+// earlier than the pool saw it. mclock.Simulated runs every timer of a Run(d)
+// window at the window's end: an allowance due inside the current window may
+// be handled up to one window late, never more (an activation the peer never
+// saw does not restart it).
+func (m *poolModel) checkAllowance(p *testPeer, now mclock.AbsTime) {
+	m.t.Helper()
+	if b := p.Balance(); b != nil {
+		if pos, _ := b.GetBalance(); pos > 0 {
+			delete(m.noPrioSince, p)
+			return
+		}
+	}
+	if _, ok := m.noPrioSince[p]; !ok {
+		m.noPrioSince[p] = now
+	}
+	start := m.inSince[p]
+	if s := m.noPrioSince[p]; s > start {
+		start = s
+	}
+	if since := time.Duration(now - start); since > m.allow[p]+m.window {
+		m.failf("client %x without priority waiting for %v, past its allowance %v, and not disconnected (inactive since %v, no balance since %v)",
+			p.node.ID().Bytes()[28:], since, m.allow[p], time.Duration(m.inSince[p]), time.Duration(m.noPrioSince[p]))
 	}
 }
 
@@ -335,60 +361,6 @@ func TestPoolInvariantsHoldUnderRandomOperations(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// Regression test for a bug the property test found (seed 4): a peer callback
-// that calls back into the pool (Unregister from Disconnect) had its nested
-// callbacks delivered ahead of the rest of the outer batch, so a client the
-// nested call re-activated was then told the outer batch's stale capacity 0:
-// the peer believed it was inactive while the pool counted it active.
-func TestReentrantUnregisterLeavesNoStaleCapacity(t *testing.T) {
-	pool, _ := newSimPool(t, memorydb.New(), 10, 0)
-	pool.SetLimits(10, 120)
-	var vlog violationLog
-	peer := func(i int, allowance time.Duration) *testPeer {
-		p := newTestPeer(testID(i), fmt.Sprintf("10.0.0.%d", i), allowance, nil)
-		p.log = &vlog
-		return p
-	}
-	paidQ, freeY, freeX, paidP := peer(1, time.Hour), peer(2, 0), peer(3, time.Hour), peer(4, time.Hour)
-	freeY.onDisconnect = func(p *testPeer) { unregister(pool, p) } // re-entrant
-	addBalance(t, pool, paidQ.node.ID(), 1e12)
-	addBalance(t, pool, paidP.node.ID(), 1e15)
-	setBalance(t, pool, freeY.node.ID(), freeY.freeID, 0, 5e9) // Y ranks below X
-	for _, p := range []*testPeer{paidQ, freeY, freeX, paidP} {
-		if !register(pool, p) || p.Capacity() != 10 {
-			t.Fatalf("client %x not activated at minCap", p.node.ID().Bytes()[28:])
-		}
-	}
-	if got, err := pool.SetCapacity(paidQ.node, 80, 0, true); got != 80 || err != nil {
-		t.Fatalf("SetCapacity(Q, 80) = %d, %v", got, err)
-	}
-	// P's raise to 45 takes 25 more than the 120 there are: the plan
-	// deactivates Y (disconnected at once, and unregistered from inside
-	// Disconnect), then X, then cuts Q by a quarter (80 to 60), which leaves 15
-	// free: the nested Unregister of Y re-activates X at minCap.
-	if got, err := pool.SetCapacity(paidP.node, 45, 0, true); got != 45 || err != nil {
-		t.Fatalf("SetCapacity(P, 45) = %d, %v", got, err)
-	}
-	count, capacity := pool.Active()
-	var told, toldCount uint64
-	for _, p := range []*testPeer{paidQ, freeX, paidP} {
-		if c := p.Capacity(); c > 0 {
-			told += c
-			toldCount++
-		}
-	}
-	if count != toldCount || capacity != told {
-		t.Errorf("Active() = (%d, %d), peers were told %d clients with %d: Q %v, X %v, P %v",
-			count, capacity, toldCount, told, paidQ.Updates(), freeX.Updates(), paidP.Updates())
-	}
-	if !freeY.Disconnected() {
-		t.Errorf("Y was not disconnected (updates %v)", freeY.Updates())
-	}
-	if v := vlog.all(); len(v) > 0 {
-		t.Errorf("callback contract broken:\n  %s", strings.Join(v, "\n  "))
 	}
 }
 

@@ -112,13 +112,18 @@ func newAgreementPool(t *testing.T, seed int64) agreementPool {
 func TestCapacityQueryAgreesWithSetCapacityInRandomPools(t *testing.T) {
 	// For connected and not connected askers in random pool states: asking for
 	// the answered capacity is granted in full; asking 10% more is granted
-	// exactly the answer (it is the most the asker can hold). A newcomer is
-	// checked only in pools with a free slot: in a pool full by count, Register
-	// evicts the lowest client at minCap (so a later raise need not beat it
-	// again and may get more than the answer), and the evicted client, better
-	// at minCap, may come back and evict the newcomer in the same call.
-	checked := 0
-	for seed := int64(1); seed <= 60; seed++ {
+	// exactly the answer (it is the most the asker can hold). A newcomer
+	// registers first, also in a pool full by count (Fix: the answer made the
+	// raise beat the clients Register evicted for the newcomer's slot again,
+	// which it need not, and ignored that they wait and come back unless the
+	// newcomer out-ranks them at minCap, answered 0, or at the capacity).
+	//
+	// Not checked: a Register whose admission sets off a chain, an evicted
+	// client coming back at minCap and evicting another (who may come back in
+	// turn). The curve is one eviction order for every asker and does not
+	// model that; the check counts how often it is skipped.
+	checked, fullChecked, chains := 0, 0, 0
+	for seed := int64(1); seed <= 120; seed++ {
 		base := newAgreementPool(t, seed)
 		askers := len(base.peers) + 1
 		for i := 0; i < askers; i++ {
@@ -140,11 +145,14 @@ func TestCapacityQueryAgreesWithSetCapacityInRandomPools(t *testing.T) {
 				want := answer[0]
 				count, _ := pool.Active()
 				maxCount, _ := pool.Limits()
-				if x == ap.fresh && count >= maxCount {
-					continue
-				}
+				full := x == ap.fresh && count >= maxCount
 				if x == ap.fresh {
+					evicts := admissionEvicts(pool)
 					pool.Register(x)
+					if !evictedJust(pool, ap.peers, evicts) {
+						chains++
+						continue
+					}
 					if want == 0 {
 						continue // not admitted: nothing to agree on
 					}
@@ -166,12 +174,47 @@ func TestCapacityQueryAgreesWithSetCapacityInRandomPools(t *testing.T) {
 					t.Fatalf("%s: cq answered %d, SetCapacity(%d) = %d, %v", name, want, req, got, err)
 				}
 				checked++
+				if full {
+					fullChecked++
+				}
 			}
 		}
 	}
-	if checked < 100 {
-		t.Fatalf("only %d agreement checks: the random pools no longer exercise the query", checked)
+	t.Logf("%d agreement checks, %d of a newcomer in a pool full by count; %d chains skipped", checked, fullChecked, chains)
+	if checked < 100 || fullChecked < 20 {
+		t.Fatalf("only %d agreement checks, %d in a pool full by count: the random pools no longer exercise the query", checked, fullChecked)
 	}
+}
+
+// admissionEvicts returns the clients the capacity curve says a newcomer's
+// admission deactivates (its steps up to kmin).
+func admissionEvicts(pool *ClientPool) map[*client]bool {
+	pool.mu.Lock()
+	defer pool.mu.Unlock()
+	snap := pool.snapshotCurve(pool.clock.Now())
+	items := append([]*client(nil), pool.active.items...)
+	sim := snap.build().newcomer
+	out := make(map[*client]bool)
+	for k := 1; k <= sim.kmin && k < len(sim.steps); k++ {
+		if st := sim.steps[k]; st.capAfter == 0 {
+			out[items[st.client]] = true
+		}
+	}
+	return out
+}
+
+// evictedJust reports whether the peers inactive now are exactly evicts: no
+// evicted client came back and evicted another.
+func evictedJust(pool *ClientPool, peers []*peer, evicts map[*client]bool) bool {
+	pool.mu.Lock()
+	defer pool.mu.Unlock()
+	for _, p := range peers {
+		c := pool.clients[p.node.ID()]
+		if c != nil && c.active == evicts[c] {
+			return false
+		}
+	}
+	return true
 }
 
 // errDiskFull is the write error of failingDB.

@@ -93,6 +93,7 @@ func (p *ClientPool) capacityQuery(id enode.ID, freeID string, req *vflux.Capaci
 	}
 	b, c := p.balanceView(id, freeID, now)
 	xIdx := curveIndex(cv, c)
+	rival := p.waitingRival(now, c)
 	p.mu.Unlock()
 
 	if snap != nil {
@@ -105,7 +106,7 @@ func (p *ClientPool) capacityQuery(id enode.ID, freeID string, req *vflux.Capaci
 	}
 	for i := range req.AddTokens {
 		add := req.AddTokens[i].Int64()
-		reply[i] = cv.maxCapacity(b, add, bias, xIdx)
+		reply[i] = cv.maxCapacity(b, add, bias, xIdx, rival)
 		if reply[i] < cv.minCap {
 			reply[i] = 0
 		}

@@ -1,6 +1,7 @@
 package clientpool
 
 import (
+	"math"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common/mclock"
@@ -30,6 +31,7 @@ func (p *ClientPool) activate(c *client, cap uint64, now mclock.AbsTime, acts *c
 	p.inactiveLow.remove(c)
 	paused := c.allowTimer != nil
 	p.stopAllowance(c)
+	p.stopDecay(c) // the threshold timer watches the balance from now on
 	c.allowPaused = paused
 	c.active = true
 	c.capacity = cap
@@ -114,6 +116,7 @@ func (p *ClientPool) leaveSets(c *client, now mclock.AbsTime, acts *callbacks, r
 	p.inactiveBest.remove(c)
 	p.inactiveLow.remove(c)
 	p.stopAllowance(c)
+	p.stopDecay(c)
 	if c.timer != nil {
 		c.timer.Stop()
 		c.timer = nil
@@ -134,17 +137,21 @@ func (p *ClientPool) disconnect(c *client, now mclock.AbsTime, acts *callbacks) 
 }
 
 // startAllowance starts the inactive allowance of a client without priority;
-// an allowance of 0 disconnects it at once. Priority clients wait forever. An
-// allowance paused by an activation the peer never saw resumes where it was
-// (see deactivate): only what is left of it is armed.
+// an allowance of 0 disconnects it at once. Priority clients wait as long as
+// they have priority: their decay timer (armDecay) starts the allowance when
+// the positive balance decays away. An allowance paused by an activation the
+// peer never saw resumes where it was (see deactivate): only what is left of
+// it is armed.
 func (p *ClientPool) startAllowance(c *client, acts *callbacks) {
 	if c.active || c.disconnected || !c.registered {
 		return
 	}
 	if c.hasPriority() {
 		p.stopAllowance(c)
+		p.armDecay(c)
 		return
 	}
+	p.stopDecay(c)
 	if c.allowTimer != nil {
 		return // already counting
 	}
@@ -172,6 +179,60 @@ func (p *ClientPool) stopAllowance(c *client) {
 	}
 	c.allowGen++
 	c.allowPaused = false
+}
+
+// armDecay (re)arms the decay timer of an inactive priority client: it fires
+// when the positive balance reads 0 (SPEC 2.4: an inactive client whose
+// balance runs out starts its inactive allowance then). Only active clients
+// have threshold timers; without this one the loss would wait for the next
+// persistence pass, up to params.BalancePersistInterval late. An inactive
+// client spends nothing, so only decay takes its balance away.
+func (p *ClientPool) armDecay(c *client) {
+	p.stopDecay(c)
+	tau := p.posExp.tauNs()
+	if tau <= 0 || p.stopped {
+		return // no decay: it keeps its priority while it waits
+	}
+	now := p.clock.Now()
+	d := durationOf(untilBelow(exactValue(c.pos, p.posExp.at(now)), posGoneBelow, 0, tau))
+	if d == time.Duration(math.MaxInt64) {
+		return
+	}
+	if d < params.MinTimerDelay {
+		d = params.MinTimerDelay
+	}
+	gen := c.decayGen
+	c.decayTimer = p.clock.AfterFunc(d, func() { p.onDecay(c, gen) })
+}
+
+// stopDecay stops the decay timer; a firing already under way is ignored
+// (decayGen).
+func (p *ClientPool) stopDecay(c *client) {
+	if c.decayTimer != nil {
+		c.decayTimer.Stop()
+		c.decayTimer = nil
+	}
+	c.decayGen++
+}
+
+// onDecay handles an inactive priority client whose positive balance decayed
+// away: the loss is settled and its allowance starts (lostPriority). A firing
+// a little early (the balance still reads 1) re-arms the timer.
+func (p *ClientPool) onDecay(c *client, gen uint64) {
+	var acts callbacks
+	p.mu.Lock()
+	if !p.stopped && gen == c.decayGen && c.registered && !c.disconnected && !c.active {
+		c.decayTimer = nil
+		now := p.clock.Now()
+		if c.settle(now) {
+			p.lostPriority(c, now, &acts)
+		} else {
+			p.startAllowance(c, &acts)
+		}
+		p.finish(now, &acts)
+	}
+	p.mu.Unlock()
+	acts.run(p)
 }
 
 // onAllowance disconnects a client whose inactive allowance ran out.
@@ -250,11 +311,7 @@ func (p *ClientPool) priorityChanged(c *client, now mclock.AbsTime, acts *callba
 		c.setInactiveKey()
 		p.inactiveBest.fix(c)
 		p.inactiveLow.fix(c)
-		if c.hasPriority() {
-			p.stopAllowance(c)
-		} else {
-			p.startAllowance(c, acts)
-		}
+		p.startAllowance(c, acts) // or, with priority, re-arm the decay timer
 	}
 	p.tryActivate(now, acts)
 	p.finish(now, acts)
