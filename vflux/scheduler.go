@@ -58,8 +58,8 @@ import (
 // heavier than newcomerMaxCost that the new class serves gives newcomers a
 // credit of newcomerCreditMax: light batches of new groups (at most
 // newcomerMaxCost waiting in the group), up to that cost in all, go ahead of
-// the established class's standing backlog (not ahead of a fresh established
-// group, which goes first anyway). They are still charged to the new class,
+// the established class's flood batches (not ahead of a sparse established
+// sender: a fresh group with a light batch). They are still charged to the new class,
 // which is thus at most a few light batches ahead of its share, and a flood of
 // light batches alone earns no credit.
 //
@@ -322,13 +322,13 @@ func (s *scheduler) next(now mclock.AbsTime) (*request, time.Duration) {
 }
 
 // nextClass returns the class to serve next: the first in tag order, except
-// that a newcomer's light batch goes ahead of the established class's standing
-// backlog while the newcomers have credit (see the scheduler's comment).
+// that a newcomer's light batch goes ahead of the established class's flood
+// batches while the newcomers have credit (see the scheduler's comment).
 func (s *scheduler) nextClass() *fnode {
 	top := s.root.byTag.top()
 	est, nw := s.classes[classEstablished], s.classes[classNew]
-	if top != est || nw.queued == 0 || est.byTag.top().fresh {
-		return top // a fresh established group goes first anyway
+	if g := est.byTag.top(); top != est || nw.queued == 0 || g.fresh && g.queued <= newcomerMaxCost {
+		return top // a sparse established sender goes first anyway
 	}
 	if q := nw.byTag.top().queued; q <= newcomerMaxCost && q <= s.newcomerCredit {
 		return nw
