@@ -59,9 +59,9 @@ import (
 // credit of newcomerCreditMax: light batches of new groups (at most
 // newcomerMaxCost waiting in the group), up to that cost in all, go ahead of
 // the established class's flood batches (not ahead of a sparse established
-// sender: a fresh group with a light batch). They are still charged to the new class,
-// which is thus at most a few light batches ahead of its share, and a flood of
-// light batches alone earns no credit.
+// sender: a fresh group with a light batch). They are still charged to the
+// new class, which is thus at most a few light batches ahead of its share, and
+// a flood of light batches alone earns no credit.
 //
 // When the queued cost or the number of waiting requests exceeds its bound, the
 // newest requests of the biggest offender are dropped until it holds again: the

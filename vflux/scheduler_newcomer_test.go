@@ -2,6 +2,7 @@ package vflux
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/rand"
 	"net"
@@ -210,6 +211,54 @@ func TestFreshAddressFloodKeepsItsQuarterWithNewcomerCredit(t *testing.T) {
 			if math.Abs(share-0.25) > 0.02 {
 				t.Errorf("the flood from fresh addresses got %.3f of the service, want a quarter", share)
 			}
+		})
+	}
+}
+
+// TestNewcomersThroughTheFirstSecondsOfAFloodFromManyAddresses models the
+// start of the node load test (node/flood_test.go), while the flood's own 33
+// addresses are still new: 32 addresses keeping two flood batches waiting and
+// one keeping sixteen, all from fresh IDs, pausing 5 ms or 40 ms (as for a
+// discv5 handshake; a paused address comes back fresh) before refilling. A
+// newcomer on its own address sends one light batch every 43 ms: none is
+// dropped, and none waits much more than the flood batch in service.
+func TestNewcomersThroughTheFirstSecondsOfAFloodFromManyAddresses(t *testing.T) {
+	for _, pause := range []time.Duration{5 * time.Millisecond, 40 * time.Millisecond} {
+		t.Run(fmt.Sprintf("flooders pausing %v", pause), func(t *testing.T) {
+			var flood []*simClient
+			for i := range 32 {
+				flood = append(flood, &simClient{
+					name: fmt.Sprintf("flood address %d", i), addr: net.IPv4(198, 51, 100, byte(10+i)), randomID: true,
+					cost: fixedCost(params.MaxRequestsPerBatch), window: 2, resend: pause,
+				})
+			}
+			flood = append(flood, &simClient{
+				name: "flood of fresh IDs", addr: net.IPv4(198, 51, 100, 2), randomID: true,
+				cost: fixedCost(params.MaxRequestsPerBatch), window: 16, resend: pause,
+			})
+			var newcomers []*simClient
+			for i := range 60 {
+				newcomers = append(newcomers, &simClient{
+					name: fmt.Sprintf("newcomer %d", i), addr: net.IPv4(192, 0, 2, byte(101+i)), id: enode.ID{byte(i + 1)},
+					cost: fixedCost(3), period: time.Hour, start: 5*time.Millisecond + time.Duration(i)*43*time.Millisecond,
+				})
+			}
+			cfg := simConfig{rate: 1000, maxWait: params.TalkMaxWait, duration: 3 * time.Second, measureFrom: time.Second, seed: 4}
+			runSim(t, cfg, append(flood, newcomers...))
+			var maxWait time.Duration
+			for _, c := range newcomers {
+				if c.sent != 1 {
+					t.Fatalf("%s sent %d batches", c.name, c.sent)
+				}
+				if c.dropped > 0 {
+					t.Errorf("%s, sent at %v, was dropped", c.name, c.start)
+				}
+				if c.maxWait > 30*time.Millisecond {
+					t.Errorf("%s, sent at %v, waited %v", c.name, c.start, c.maxWait)
+				}
+				maxWait = max(maxWait, c.maxWait)
+			}
+			t.Logf("%d newcomers, longest wait %v", len(newcomers), maxWait)
 		})
 	}
 }
