@@ -95,7 +95,11 @@ func TestNewcomerFirstBatchIsServedRightAfterAFloodBatchOfTheNewClass(t *testing
 				servedAt  = make(map[*request]mclock.AbsTime)
 				dropped   = make(map[*request]bool)
 			)
+			// Until the newcomers' batches are served or past their bound.
 			for now := mclock.AbsTime(0); time.Duration(now) < time.Second; now = clock.Now() {
+				if newcomers != nil && now > sentAt.Add(params.TalkMaxWait+step) {
+					break
+				}
 				for _, c := range senders {
 					if time.Duration(now) < c.start {
 						continue
@@ -204,7 +208,7 @@ func TestFreshAddressFloodKeepsItsQuarterWithNewcomerCredit(t *testing.T) {
 			est := &simClient{name: "established", addr: net.ParseIP("192.0.2.1"), id: enode.ID{1},
 				cost: fixedCost(params.MaxRequestsPerBatch), window: 4}
 			flood := &simClient{name: "fresh addresses", randomAddr: true, randomID: true, cost: tt.cost, rate: 5000, start: time.Second}
-			cfg := simConfig{rate: 1000, maxWait: params.TalkMaxWait, duration: 11 * time.Second, measureFrom: time.Second, seed: 5}
+			cfg := simConfig{rate: 1000, maxWait: params.TalkMaxWait, duration: 6 * time.Second, measureFrom: time.Second, seed: 5}
 			runSim(t, cfg, []*simClient{est, flood})
 			share := float64(flood.servedCost) / float64(flood.servedCost+est.servedCost)
 			t.Logf("fresh addresses: share %.3f, sent %d, served %d; established: served %d, max wait %v", share, flood.sent, flood.served, est.served, est.maxWait)
