@@ -50,6 +50,19 @@ import (
 // most a quarter of the service from groups that have been served before (the
 // new class is charged newClassWeight times its cost).
 //
+// A newcomer must not pay for the flood that shares its class: right after the
+// new class served a flood batch, the new class is that batch's surcharge
+// (newClassWeight times its cost: 48 ms at 1,000/s for 16 requests) ahead of
+// the established class, and a newcomer's first query that waited for it on
+// top of the batch in service missed the TALKREQ bound of 50 ms. So each batch
+// heavier than newcomerMaxCost that the new class serves gives newcomers a
+// credit of newcomerCreditMax: light batches of new groups (at most
+// newcomerMaxCost waiting in the group), up to that cost in all, go ahead of
+// the established class's flood batches (not ahead of a sparse established
+// sender: a fresh group with a light batch). They are still charged to the
+// new class, which is thus at most a few light batches ahead of its share, and
+// a flood of light batches alone earns no credit.
+//
 // When the queued cost or the number of waiting requests exceeds its bound, the
 // newest requests of the biggest offender are dropped until it holds again: the
 // offender is found top-down, the class, then the group, then the ID with the
@@ -76,6 +89,16 @@ const (
 	// A flood from fresh addresses thus leaves three quarters to the groups that
 	// were served before, and a newcomer still gets in when the flood pauses.
 	newClassWeight = 3
+	// newcomerMaxCost: a group of the new class with at most this much cost
+	// waiting is a newcomer with a light batch (a first capacity query with
+	// server info and balance costs 3), far below a flood batch
+	// (params.MaxRequestsPerBatch).
+	newcomerMaxCost = 4
+	// newcomerCreditMax: after the new class served a batch heavier than
+	// newcomerMaxCost, light batches of this much cost in all (those of three
+	// newcomers arriving together) go ahead of the established class's
+	// standing backlog instead of waiting for that batch's surcharge.
+	newcomerCreditMax = 3 * newcomerMaxCost
 	// maxPenalties bounds the remembered penalties of IDs and groups that left
 	// the tree (each); when full they are all forgotten.
 	maxPenalties = 1 << 14
@@ -148,6 +171,10 @@ type scheduler struct {
 	busy    bool           // a request holds the service
 	waiting int            // number of waiting requests
 	seq     uint64
+	// newcomerCredit is the cost of light batches that may still go ahead of
+	// the established class's backlog since the new class last served a flood
+	// batch.
+	newcomerCredit uint64
 
 	root     *fnode
 	classes  [2]*fnode
@@ -198,6 +225,7 @@ func (s *scheduler) reset() {
 	s.groups = make(map[groupKey]*fnode)
 	s.ids = make(map[idKey]*fnode)
 	s.waiting = 0
+	s.newcomerCredit = 0
 }
 
 func (s *scheduler) nextSeq() uint64 {
@@ -267,7 +295,8 @@ func (s *scheduler) next(now mclock.AbsTime) (*request, time.Duration) {
 		return nil, d
 	}
 	for s.waiting > 0 {
-		n := s.root
+		class := s.nextClass()
+		n := class
 		for n.level != levelID {
 			n = n.byTag.top()
 		}
@@ -278,6 +307,9 @@ func (s *scheduler) next(now mclock.AbsTime) (*request, time.Duration) {
 			continue
 		}
 		s.take(n, r, true)
+		if class == s.classes[classNew] {
+			s.creditNewcomers(r.cost)
+		}
 		s.busy = true
 		s.chargeRate(now, r.cost)
 		s.markKnown(r.group)
@@ -287,6 +319,31 @@ func (s *scheduler) next(now mclock.AbsTime) (*request, time.Duration) {
 		return r, 0
 	}
 	return nil, 0
+}
+
+// nextClass returns the class to serve next: the first in tag order, except
+// that a newcomer's light batch goes ahead of the established class's flood
+// batches while the newcomers have credit (see the scheduler's comment).
+func (s *scheduler) nextClass() *fnode {
+	top := s.root.byTag.top()
+	est, nw := s.classes[classEstablished], s.classes[classNew]
+	if g := est.byTag.top(); top != est || nw.queued == 0 || g.fresh && g.queued <= newcomerMaxCost {
+		return top // a sparse established sender goes first anyway
+	}
+	if q := nw.byTag.top().queued; q <= newcomerMaxCost && q <= s.newcomerCredit {
+		return nw
+	}
+	return top
+}
+
+// creditNewcomers accounts a request of the given cost served from the new
+// class: a flood batch gives the newcomers credit, a light batch uses it.
+func (s *scheduler) creditNewcomers(cost uint64) {
+	if cost > newcomerMaxCost {
+		s.newcomerCredit = newcomerCreditMax
+	} else {
+		s.newcomerCredit -= min(cost, s.newcomerCredit)
+	}
 }
 
 // done ends the service of the request that started last.
