@@ -38,7 +38,10 @@
 // sender was the biggest offender: the class, then address group, then node ID
 // with the most queued cost (counted twice if it was dropped before and not
 // served since). Address groups that were not served recently share one
-// "new" class, which gets a quarter of the service while others wait. A single
+// "new" class, which gets a quarter of the service while others wait; a
+// newcomer's light first batch (a capacity query, server info, balance) may go
+// ahead of that share for a moment after the new class served a flood batch,
+// so it is not dropped for the flood's surcharge (see scheduler.go). A single
 // request gets an empty reply when its service id is unknown or the service did
 // not answer it. Server.Stats counts answered and dropped batches.
 package vflux
