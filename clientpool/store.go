@@ -356,10 +356,20 @@ func (s *store) flush(extra []batchEntry) error {
 	for k := range s.writing {
 		s.stamps[stampBucket([]byte(k))] = s.flushes
 	}
-	clear(s.writing)
+	if len(s.writing) > reusedMapKeys {
+		// A map never shrinks: clearing and iterating one that once held a
+		// persistence pass of every connected client would cost every later
+		// one-client write that much. Let it go.
+		s.writing = nil
+	} else {
+		clear(s.writing)
+	}
 	s.mu.Unlock()
 	return err
 }
+
+// reusedMapKeys is the largest write whose map is reused for later writes.
+const reusedMapKeys = 64
 
 // writeEntries writes the values as one database batch. Only flush calls it
 // (with writeMu held); entries is not changed while it runs.

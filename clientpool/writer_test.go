@@ -266,3 +266,30 @@ func TestQueuedWritesPastTheBoundAreWrittenByTheCaller(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkOneClientWriteAfterAPersistencePass measures writing one client's
+// balance after a persistence pass wrote 10,000 clients at once: the large
+// batch must not make every later small write pay for it.
+//
+//	go test ./clientpool/ -run '^$' -bench OneClientWrite -benchtime 20000x
+func BenchmarkOneClientWriteAfterAPersistencePass(b *testing.B) {
+	st := &store{db: memorydb.New()}
+	var v ExpiredValue
+	v.Add(1e9, 0)
+	big := st.newBatch()
+	for i := range 10_000 {
+		big.putPos(nodeID(i), v)
+	}
+	if err := big.write(0, 0); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		w := st.newBatch()
+		w.putPos(nodeID(i%10_000), v)
+		if err := w.write(0, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
