@@ -55,7 +55,16 @@
 // guards only the list of event subscribers; it is never taken while mu is
 // held. The balance store (store.go) has its own two locks, taken after mu:
 // store.writeMu serialises database writes, store.mu guards the queue of
-// writes not yet on disk.
+// writes not yet on disk. Peer callbacks (UpdateCapacity, Disconnect) and
+// events are collected while mu is held and delivered after it is released,
+// in the order they were decided: for a public call on the calling goroutine
+// before the call returns, for a timer on the timer's goroutine (inside Run
+// with mclock.Simulated). Disconnect may call back into the pool, e.g.
+// Unregister; UpdateCapacity must not. One goroutine at a time delivers to a
+// client: a caller that finds another delivery under way waits for it (the
+// condition variable delivered, on mu) and then delivers itself, so its own
+// decision reaches the peer before it returns. The BalanceOperation callback
+// runs with mu held and must only use the operator it is given.
 //
 // # Database reads and writes
 //
@@ -67,25 +76,24 @@
 // database write takes everything queued as one atomic batch, so the database
 // only moves from one decided state to a later one. A top-up (BalanceOperation,
 // AddBalance) is written synchronously, in the same batch as everything queued
-// before it, and only confirmed once on disk. Register reads the stored
-// balances before taking mu and re-reads under it only when a write to the same
-// key bucket ended in between. Stop writes everything before it returns. A
-// crash loses at most the queued tail, never a confirmed top-up: each stored
-// balance is still its last written value plus later top-ups, and the spending
-// a crash forgives is at most params.BalancePersistInterval plus the time the
-// writer takes for one batch (about a millisecond on a healthy disk; a stalled
-// disk makes the pool write synchronously once params.MaxQueuedBalanceWrites
-// keys wait). Peer callbacks
-// (UpdateCapacity, Disconnect) and events are collected while mu is held and
-// delivered after it is released, in the order they were decided: for a
-// public call on the calling goroutine before the call returns, for a timer
-// on the timer's goroutine (inside Run with mclock.Simulated). Disconnect may
-// call back into the pool, e.g. Unregister; UpdateCapacity must not. One
-// goroutine at a time delivers to a client: a caller that finds another
-// delivery under way waits for it (the condition variable delivered, on mu)
-// and then delivers itself, so its own decision reaches the peer before it
-// returns. The BalanceOperation callback runs with mu held and must only use
-// the operator it is given.
+// before it, and only confirmed once on disk; if that write fails, the top-up
+// is undone and returns the error, and the queued values are queued again. A
+// failed background write is logged and queued again too, for the next write
+// (the next decision that queues one, or Stop). Register reads the stored
+// balances before taking mu and re-reads under it only when a write to the
+// same key bucket ended in between. Stop writes everything before it returns
+// (a failed write is logged).
+//
+// What a crash can lose: never a confirmed top-up; each stored balance is its
+// last written value plus later top-ups. On a healthy disk the queued tail is
+// at most two batch writes behind (the one being written and the next, about
+// a millisecond each), so a crash forgives at most
+// params.BalancePersistInterval of spending plus that. While a database write
+// hangs, though, the pool keeps serving and queueing (where it used to stall
+// on its lock), so a crash during such a stall also forgives the spending and
+// debt decided during it; the queue stays bounded by the number of clients
+// (newest value per key), and past params.MaxQueuedBalanceWrites keys the pool
+// writes synchronously.
 //
 // A client told to Disconnect leaves the active and inactive sets at once and
 // is never reactivated; its later Unregister only settles and persists its

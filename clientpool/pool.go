@@ -133,7 +133,8 @@ func (p *ClientPool) Start() {
 }
 
 // Stop persists every balance and the expiration offsets and stops all
-// timers; everything is on disk when it returns. After Stop, Register returns nil and the other methods do nothing.
+// timers; everything is on disk when it returns (a failed write is logged).
+// After Stop, Register returns nil and the other methods do nothing.
 func (p *ClientPool) Stop() {
 	p.mu.Lock()
 	if p.stopped {

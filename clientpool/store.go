@@ -156,7 +156,7 @@ func (s *store) readAhead(key []byte) readAhead {
 	s.mu.Lock()
 	stamp := s.stamps[stampBucket(key)]
 	s.mu.Unlock()
-	enc, _ := s.db.Get(key) // a missing key or a failed read is resolved as zero/re-read below
+	enc, _ := s.db.Get(key) // a missing key (or a failed read) reads as zero, as in loadValue
 	return readAhead{key: key, enc: enc, stamp: stamp}
 }
 
@@ -312,7 +312,10 @@ func (w *writeBatch) queue(pos, neg LogOffset) {
 	}
 }
 
-// runWriter writes queued batches until the queue is empty, then ends.
+// runWriter writes queued batches until the queue is empty, then ends. After
+// a failed write it ends too: the values are queued again, and the next
+// queued batch (or Stop) tries again, so a failing disk is not retried in a
+// busy loop.
 func (s *store) runWriter() {
 	defer s.writers.Done()
 	for {
@@ -325,13 +328,22 @@ func (s *store) runWriter() {
 		s.mu.Unlock()
 		if err := s.flush(nil); err != nil {
 			logWriteError(err)
+			s.mu.Lock()
+			s.running = false
+			s.mu.Unlock()
+			return
 		}
 	}
 }
 
-// flush writes everything queued, and then extra (newer than anything queued),
-// as one atomic database batch. Writes are serialised by writeMu, so the
-// database sees batches in the order they were queued.
+// flush writes everything queued, and then extra (newer than anything queued:
+// a synchronous batch, whose caller holds the pool lock), as one atomic
+// database batch. Writes are serialised by writeMu, so the database sees
+// batches in the order they were queued. The queued values stay readable (in
+// writing) until the write ended; extra needs not be, as nobody reads pool
+// state while its caller holds the pool lock. When the write fails, nothing
+// reached the disk: the queued values are queued again (a value queued since
+// is newer and wins) and extra is left to its caller to undo.
 func (s *store) flush(extra []batchEntry) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -341,20 +353,20 @@ func (s *store) flush(extra []batchEntry) error {
 		return nil
 	}
 	s.writing, s.queued = s.queued, s.writing
-	if s.writing == nil {
-		s.writing = make(map[string][]byte)
-	}
-	for _, e := range extra {
-		s.writing[string(e.key)] = e.enc
-	}
 	s.mu.Unlock()
 
-	err := s.writeEntries(s.writing)
+	err := s.writeEntries(s.writing, extra)
 
 	s.mu.Lock()
 	s.flushes++
 	for k := range s.writing {
 		s.stamps[stampBucket([]byte(k))] = s.flushes
+	}
+	for _, e := range extra {
+		s.stamps[stampBucket(e.key)] = s.flushes
+	}
+	if err != nil {
+		s.requeueLocked()
 	}
 	if len(s.writing) > reusedMapKeys {
 		// A map never shrinks: clearing and iterating one that once held a
@@ -371,24 +383,50 @@ func (s *store) flush(extra []batchEntry) error {
 // reusedMapKeys is the largest write whose map is reused for later writes.
 const reusedMapKeys = 64
 
-// writeEntries writes the values as one database batch. Only flush calls it
-// (with writeMu held); entries is not changed while it runs.
-func (s *store) writeEntries(entries map[string][]byte) error {
+// requeueLocked puts the values of a failed write back in the queue, unless a
+// newer value was queued meanwhile. A disk that keeps failing would grow the
+// queue with every new key: past twice params.MaxQueuedBalanceWrites the queue
+// is dropped, with an error in the log (the balances in memory stay as
+// decided; what is lost is the unwritten spending and debt of the clients
+// that left, which a crash would forgive too).
+func (s *store) requeueLocked() {
+	if s.queued == nil {
+		s.queued = make(map[string][]byte, len(s.writing))
+	}
+	for k, enc := range s.writing {
+		if _, newer := s.queued[k]; !newer {
+			s.queued[k] = enc
+		}
+	}
+	if n := len(s.queued); n > 2*params.MaxQueuedBalanceWrites {
+		log.Error("Database writes keep failing, dropping queued balance writes", "keys", n)
+		s.queued = nil
+	}
+}
+
+// writeEntries writes the values and then extra as one database batch. Only
+// flush calls it (with writeMu held); entries is not changed while it runs.
+func (s *store) writeEntries(entries map[string][]byte, extra []batchEntry) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	for k, enc := range entries {
-		var err error
+	put := func(k, enc []byte) error {
 		if enc == nil {
-			err = b.Delete([]byte(k))
-		} else {
-			err = b.Put([]byte(k), enc)
+			return b.Delete(k)
 		}
-		if err != nil {
+		return b.Put(k, enc)
+	}
+	for k, enc := range entries {
+		if err := put([]byte(k), enc); err != nil {
 			return fmt.Errorf("store balance %x: %w", k, err)
 		}
 	}
+	for _, e := range extra {
+		if err := put(e.key, e.enc); err != nil {
+			return fmt.Errorf("store balance %x: %w", e.key, err)
+		}
+	}
 	if err := b.Write(); err != nil {
-		return fmt.Errorf("write balance batch (%d keys): %w", len(entries), err)
+		return fmt.Errorf("write balance batch (%d keys): %w", len(entries)+len(extra), err)
 	}
 	return nil
 }
