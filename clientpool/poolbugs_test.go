@@ -145,11 +145,7 @@ func TestARaiseIsNotUndoneByAnActivationInTheSameCall(t *testing.T) {
 			pool, clock := newSimPool(t, memorydb.New(), 10, 0)
 			pool.SetLimits(3, 100)
 			var vlog violationLog
-			peer := func(i int, allowance time.Duration) *testPeer {
-				p := newTestPeer(testID(i), fmt.Sprintf("10.0.0.%d", i), allowance, clock)
-				p.log = &vlog
-				return p
-			}
+			peer := loggedPeers(&vlog, clock)
 			x, f1, f2, w := peer(1, time.Hour), peer(2, 0), peer(3, 0), peer(4, time.Hour)
 			if tt.reentrant {
 				f1.onDisconnect = func(p *testPeer) { unregister(pool, p) }
@@ -264,11 +260,7 @@ func TestReentrantUnregisterLeavesNoStaleCapacity(t *testing.T) {
 	pool, _ := newSimPool(t, memorydb.New(), 10, 0)
 	pool.SetLimits(10, 120)
 	var vlog violationLog
-	peer := func(i int, allowance time.Duration) *testPeer {
-		p := newTestPeer(testID(i), fmt.Sprintf("10.0.0.%d", i), allowance, nil)
-		p.log = &vlog
-		return p
-	}
+	peer := loggedPeers(&vlog, nil)
 	paidQ, freeY, freeX, paidP := peer(1, time.Hour), peer(2, 0), peer(3, time.Hour), peer(4, time.Hour)
 	freeY.onDisconnect = func(p *testPeer) { unregister(pool, p) } // re-entrant
 	addBalance(t, pool, paidQ.node.ID(), 1e12)
@@ -306,5 +298,15 @@ func TestReentrantUnregisterLeavesNoStaleCapacity(t *testing.T) {
 	}
 	if v := vlog.all(); len(v) > 0 {
 		t.Errorf("callback contract broken:\n  %s", strings.Join(v, "\n  "))
+	}
+}
+
+// loggedPeers returns a constructor of test peers (ID i, free ID 10.0.0.i)
+// that record their capacity violations in vlog.
+func loggedPeers(vlog *violationLog, clock mclock.Clock) func(i int, allowance time.Duration) *testPeer {
+	return func(i int, allowance time.Duration) *testPeer {
+		p := newTestPeer(testID(i), fmt.Sprintf("10.0.0.%d", i), allowance, clock)
+		p.log = vlog
+		return p
 	}
 }

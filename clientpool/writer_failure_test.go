@@ -23,11 +23,8 @@ func holdWriter(st *store, hold bool) {
 
 func TestAFailedTopUpDoesNotDropAnotherClientsQueuedDebt(t *testing.T) {
 	db := newFailingDB()
-	clock := &mclock.Simulated{}
-	pool := newTestPool(t, db, clock, 1, 1)
-	x := newPeer(1, time.Hour)
-	pool.Register(x)
-	clock.Run(time.Minute)
+	pool, clock, peers := clientsConnectedFor(t, db, 1, time.Minute)
+	x := peers[0]
 	writtenNow(pool)
 	holdWriter(&pool.st, true) // x's final debt stays queued
 	clock.Run(time.Second)
@@ -93,16 +90,9 @@ func TestGetPosBalanceIDsDoesNotListABalanceWhoseDropIsStillQueued(t *testing.T)
 }
 
 func TestATopUpIsNotOverwrittenByAnOlderQueuedWriteOfTheSameBalance(t *testing.T) {
-	clock := &mclock.Simulated{}
 	db := newGatedDB()
-	pool := newTestPool(t, db, clock, 1, 1)
-	p := newPeer(1, time.Hour)
-	if err := addBalance(pool, p.node.ID(), 100e9); err != nil {
-		t.Fatal(err)
-	}
-	pool.Register(p)
-	clock.Run(10 * time.Second) // spends 10e9
-	holdWriter(&pool.st, true)  // the 90e9 below stays queued, deterministically
+	pool, p := paidClientThatSpent(t, db)
+	holdWriter(&pool.st, true) // the 90e9 below stays queued, deterministically
 	pool.Unregister(p)
 	if old, nw, err := pool.AddBalance(p.node.ID(), "", 1e9); err != nil || old != 90e9 || nw != 91e9 {
 		t.Fatalf("AddBalance = %d -> %d, %v; want 90e9 -> 91e9", old, nw, err)
@@ -115,15 +105,8 @@ func TestATopUpIsNotOverwrittenByAnOlderQueuedWriteOfTheSameBalance(t *testing.T
 }
 
 func TestStopWritesQueuedBalancesItselfWhenNoWriterRuns(t *testing.T) {
-	clock := &mclock.Simulated{}
 	db := newGatedDB()
-	pool := newTestPool(t, db, clock, 5, 5)
-	peers := make([]*peer, 5)
-	for i := range peers {
-		peers[i] = newPeer(i, time.Hour)
-		pool.Register(peers[i])
-	}
-	clock.Run(time.Second)
+	pool, _, peers := clientsConnectedFor(t, db, 5, time.Second)
 	holdWriter(&pool.st, true) // no background writer: only Stop can write these
 	for _, p := range peers {
 		pool.Unregister(p)
@@ -138,11 +121,8 @@ func TestStopWritesQueuedBalancesItselfWhenNoWriterRuns(t *testing.T) {
 
 func TestAFailedBackgroundWriteIsWrittenByTheNextOne(t *testing.T) {
 	db := newFailingDB()
-	clock := &mclock.Simulated{}
-	pool := newTestPool(t, db, clock, 1, 1)
-	x := newPeer(1, time.Hour)
-	pool.Register(x)
-	clock.Run(time.Second)
+	pool, _, peers := clientsConnectedFor(t, db, 1, time.Second)
+	x := peers[0]
 	db.fail.Store(true)
 	pool.Unregister(x)     // queues 1e9 of debt; the writer's write fails
 	pool.st.writers.Wait() // the writer gave up

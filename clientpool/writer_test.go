@@ -100,8 +100,10 @@ func TestUnregisterReturnsWhileItsBalanceWriteWaitsForTheDisk(t *testing.T) {
 	}
 }
 
-func TestATopUpLandsAfterTheQueuedWriteOfTheSameBalance(t *testing.T) {
-	db := newGatedDB()
+// paidClientThatSpent returns a pool over db with one connected client that
+// got 100e9 tokens and spent 10e9 of them (10 s at 1 token/ns).
+func paidClientThatSpent(t *testing.T, db ethdb.KeyValueStore) (*ClientPool, *peer) {
+	t.Helper()
 	clock := &mclock.Simulated{}
 	pool := newTestPool(t, db, clock, 1, 1)
 	p := newPeer(1, time.Hour)
@@ -109,7 +111,13 @@ func TestATopUpLandsAfterTheQueuedWriteOfTheSameBalance(t *testing.T) {
 		t.Fatal(err)
 	}
 	pool.Register(p)
-	clock.Run(10 * time.Second) // spends 10e9
+	clock.Run(10 * time.Second)
+	return pool, p
+}
+
+func TestATopUpLandsAfterTheQueuedWriteOfTheSameBalance(t *testing.T) {
+	db := newGatedDB()
+	pool, p := paidClientThatSpent(t, db)
 	spent, _ := balanceOf(pool, p.node.ID(), p.freeID)
 	if spent != 90e9 {
 		t.Fatalf("balance %d after 10 s, want 90e9", spent)
@@ -152,16 +160,24 @@ func TestATopUpLandsAfterTheQueuedWriteOfTheSameBalance(t *testing.T) {
 	}
 }
 
-func TestStopWritesEveryQueuedBalanceBeforeItReturns(t *testing.T) {
-	db := newGatedDB()
+// clientsConnectedFor returns a pool over db with room for n clients and n
+// free clients that have been connected for d (each owes d in tokens).
+func clientsConnectedFor(t *testing.T, db ethdb.KeyValueStore, n int, d time.Duration) (*ClientPool, *mclock.Simulated, []*peer) {
+	t.Helper()
 	clock := &mclock.Simulated{}
-	pool := newTestPool(t, db, clock, 50, 50)
-	peers := make([]*peer, 50)
+	pool := newTestPool(t, db, clock, uint64(n), uint64(n))
+	peers := make([]*peer, n)
 	for i := range peers {
 		peers[i] = newPeer(i, time.Hour)
 		pool.Register(peers[i])
 	}
-	clock.Run(time.Second)
+	clock.Run(d)
+	return pool, clock, peers
+}
+
+func TestStopWritesEveryQueuedBalanceBeforeItReturns(t *testing.T) {
+	db := newGatedDB()
+	pool, _, peers := clientsConnectedFor(t, db, 50, time.Second)
 	writtenNow(pool)
 	db.closed.Store(true)
 	defer db.open()
