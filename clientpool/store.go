@@ -62,8 +62,8 @@ func idFromPosKey(k []byte) enode.ID { var id enode.ID; copy(id[:], k[2+len(posP
 // Each write to disk is one atomic database batch holding everything queued
 // so far (and the synchronous batch, if any, on top), so the database only
 // ever moves from one decided state to a later one: a crash loses at most the
-// queued tail, which is spending and debt of the last moments (SPEC 2.5
-// forgives up to one persistence interval of it), never a confirmed top-up.
+// queued tail, spending and debt not yet written, never a confirmed top-up
+// (doc.go, "Database reads and writes", says how long that tail can be).
 //
 // Lock order: the pool lock, then writeMu, then mu. The writer goroutine takes
 // only writeMu and mu. mu is never held across database I/O.
@@ -99,6 +99,10 @@ func stampBucket(key []byte) int {
 func (s *store) pendingValue(key []byte) (enc []byte, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.pendingLocked(key)
+}
+
+func (s *store) pendingLocked(key []byte) (enc []byte, ok bool) {
 	if enc, ok = s.queued[string(key)]; ok {
 		return enc, true
 	}
@@ -170,10 +174,7 @@ func (s *store) use(r readAhead) ExpiredValue {
 		return ExpiredValue{}
 	}
 	s.mu.Lock()
-	enc, pending := s.queued[string(r.key)]
-	if !pending {
-		enc, pending = s.writing[string(r.key)]
-	}
+	enc, pending := s.pendingLocked(r.key)
 	fresh := s.stamps[stampBucket(r.key)] == r.stamp
 	s.mu.Unlock()
 	switch {
