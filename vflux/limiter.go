@@ -66,12 +66,13 @@ func (l *limiter) acquire(id enode.ID, ip net.IP, cost uint64, maxWait time.Dura
 	if state != reqWaiting {
 		return state == reqGranted // decided at once: served next, or dropped
 	}
-	if l.waitHook != nil {
-		l.waitHook(waiting)
-	}
-
 	timer := l.clock.NewTimer(maxWait)
 	defer timer.Stop()
+	if l.waitHook != nil {
+		// After the timer exists: a test that moves a simulated clock once the
+		// hook ran must move it past this request's bound too.
+		l.waitHook(waiting)
+	}
 	select {
 	case ok := <-r.done:
 		return ok
