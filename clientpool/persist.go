@@ -180,11 +180,13 @@ func (p *ClientPool) GetPosBalanceIDs(start, stop enode.ID, maxCount int) []enod
 	if maxCount <= 0 {
 		return nil
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if err := p.st.flush(nil); err != nil { // list what was decided, not just what is on disk
+	// List what was decided before the call, not just what reached the disk;
+	// the write happens before the pool lock is taken.
+	if err := p.st.flush(nil); err != nil {
 		logWriteError(err)
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	var (
 		ids    []enode.ID
 		toEnd  = stop == (enode.ID{})

@@ -252,8 +252,9 @@ func (p *ClientPool) releaseNeg(c *client) {
 
 // Unregister removes a client: its balances are charged and queued for the
 // database writer (on disk shortly after, and at the latest when Stop
-// returns), its capacity freed and waiting clients activated. Unregistering a peer that is
-// not registered (or a different peer with a registered ID) does nothing.
+// returns), its capacity freed and waiting clients activated. Unregistering a
+// peer that is not registered (or a different peer with a registered ID) does
+// nothing.
 func (p *ClientPool) Unregister(peer Peer) {
 	node := peer.Node()
 	if node == nil {
@@ -408,7 +409,7 @@ func (p *ClientPool) SetExpirationTCs(pos, neg uint64) {
 			if c.active {
 				p.rekey(c, now)
 			} else if !c.disconnected && c.hasPriority() {
-				p.armDecay(c) // when it decays away moved
+				p.armDecay(c) // the moment its balance decays away moved
 			}
 		}
 		p.curveChanged = true

@@ -102,33 +102,33 @@ func (f *exhaustionFixture) expectExhaustion(since time.Time) {
 	}
 }
 
+// connectRaiseAndRunOut gives the peer 2 s of balance, registers it, raises
+// its capacity and waits until the balance runs out.
+func (f *exhaustionFixture) connectRaiseAndRunOut() {
+	f.t.Helper()
+	addBalance(f.t, f.pool, f.peer.node.ID(), exhaustBalance)
+	start := time.Now()
+	if !register(f.pool, f.peer) {
+		f.t.Fatal("Register returned nil")
+	}
+	f.expectUpdate(1, time.Second)
+	f.raise()
+	f.expectExhaustion(start)
+}
+
 func TestThresholdTimersOnTheSystemClock(t *testing.T) {
 	t.Run("a client with 2 s of balance loses priority after about 2 s without other activity", func(t *testing.T) {
 		f := newExhaustionFixture(t)
-		addBalance(t, f.pool, f.peer.node.ID(), exhaustBalance)
-		start := time.Now()
-		if !register(f.pool, f.peer) {
-			t.Fatal("Register returned nil")
-		}
-		f.expectUpdate(1, time.Second)
-		f.raise()
-		f.expectExhaustion(start)
+		f.connectRaiseAndRunOut()
 	})
 	t.Run("the timer fires again after a top-up", func(t *testing.T) {
 		f := newExhaustionFixture(t)
-		addBalance(t, f.pool, f.peer.node.ID(), exhaustBalance)
-		start := time.Now()
-		if !register(f.pool, f.peer) {
-			t.Fatal("Register returned nil")
-		}
-		f.expectUpdate(1, time.Second)
-		f.raise()
-		f.expectExhaustion(start)
+		f.connectRaiseAndRunOut()
 
 		if _, err := f.pool.SetCapacity(f.peer.node, 4, 0, true); !errors.Is(err, clientpool.ErrNoPriority) {
 			t.Fatalf("raise without balance: %v, want ErrNoPriority", err)
 		}
-		start = time.Now()
+		start := time.Now()
 		addBalance(t, f.pool, f.peer.node.ID(), exhaustBalance)
 		f.raise()
 		f.expectExhaustion(start)
