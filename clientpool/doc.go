@@ -25,7 +25,8 @@
 //
 //   - clients: map from node ID to *client (balances, state, timers).
 //   - negs: the negative balances shared by connected clients with the same
-//     free-client ID, reference-counted by their clients list.
+//     free-client ID, reference-counted by their clients list (see Shared
+//     negative balances below).
 //   - active: an indexed min-heap of active clients ordered by key, a lower
 //     bound of the client's priority over the next params.PriorityHorizon. Each
 //     active client has one threshold timer (mclock AfterFunc, re-armed on
@@ -48,6 +49,43 @@
 //     once it is 100 ms old.
 //   - total: the sum of all positive balances as one ExpiredValue, updated on
 //     every balance change, plus the unsettled spending rate of active clients.
+//
+// # Shared negative balances
+//
+// Clients with one free-client ID (one IPv4 address or IPv6 /64, so a NAT or
+// a LAN) share one negative balance, and every operation on it is O(1)
+// whatever the number of clients sharing it, so that many clients of one
+// address cannot make each other's requests expensive:
+//
+//   - Time cost. The active members without a positive balance charge it at
+//     one rate, the sum of their time prices (negBalance.rate, kept like the
+//     pool's spendRate), settled for the group at once (settleNeg); a member
+//     with a positive balance charges its own uncovered time in its settle.
+//     A snapshot reads value plus rate times the time since settledAt. What it
+//     leaves out, the uncovered time of a sibling whose positive balance ran
+//     out since its last settle, is settled by that sibling's threshold
+//     timer, which fires when its positive balance runs out.
+//   - Ordering keys. While two or more clients share the balance, their keys
+//     (active heap and inactive heaps) are computed not from its value but
+//     from a ceiling above it: the value plus the group's cost over
+//     params.PriorityHorizon (time rate and twice its average request rate),
+//     and at least value/32. Priority only falls as the value grows, so each
+//     key is a lower bound of its client's priority as long as the value is
+//     below the ceiling, and a request of one member re-keys that member only.
+//     When the value reaches the ceiling, by a request (RequestServed) or a
+//     settle (by time: a member's threshold timer is armed for the moment the
+//     group's rate brings the value there), every member is re-keyed against
+//     a new ceiling (refreshNeg). That happens at most once per 3% of growth,
+//     about 32*ln(growth) times in all, never once per request. A ceiling far
+//     above a decayed value is lowered at the next re-key of a member (a
+//     lower ceiling only makes the refresh come earlier).
+//   - Decisions stay right. The planner and the capacity curve walk clients
+//     in key order and compare exact priorities, as for any client: keys of
+//     members are lower bounds at every decision, like every other key, and
+//     only lower than an exact key by the ceiling's headroom. The members
+//     keep their order among themselves (registration order at equal keys).
+//   - Bound. SetMaxPerFreeID (node.Config.MaxPerIP) bounds how many clients
+//     one free-client ID may hold registered; a bare pool has none.
 //
 // # Locks and callbacks
 //
