@@ -387,6 +387,13 @@ func (p *ClientPool) SetMaxPerFreeID(n int) {
 	p.mu.Unlock()
 }
 
+// MaxPerFreeID returns the bound set by SetMaxPerFreeID (0 = unlimited).
+func (p *ClientPool) MaxPerFreeID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.maxPerFree
+}
+
 // refusedLogInterval is how often refusals by the per-free-ID bound are
 // logged: a flood from one address is one line every few seconds, with the
 // count of refusals since the last one.

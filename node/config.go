@@ -75,6 +75,10 @@ type Config struct {
 	// capacity; 0 means as many as MaxClients. One of them is kept free for
 	// newcomers to be ranked (see PoolMaxInactive).
 	MaxInactive uint64
+	// MaxPerIP is the most clients connected at once from one IPv4 address
+	// or IPv6 /64 (one free-client ID, see vflux.FreeClientID); 0 means
+	// unlimited. Loopback clients count by node ID.
+	MaxPerIP uint64
 	// ConnectedBias protects an incumbent from newcomers for this long.
 	ConnectedBias time.Duration
 	// InactiveAllowance is how long a waiting free client stays connected.
@@ -102,6 +106,7 @@ func DefaultConfig() Config {
 	return Config{
 		ServiceName:       params.ServiceName,
 		MaxClients:        params.DefaultMaxClients,
+		MaxPerIP:          params.DefaultMaxPerIP,
 		MinCap:            params.DefaultMinCap,
 		ConnectedBias:     params.DefaultConnectedBias,
 		InactiveAllowance: params.DefaultInactiveAllowance,
@@ -179,6 +184,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: maxclients %d is above the limit of %d", ErrInvalidConfig, c.MaxClients, maxSaneClients)
 	case c.MaxInactive > maxSaneClients:
 		return fmt.Errorf("%w: maxinactive %d is above the limit of %d", ErrInvalidConfig, c.MaxInactive, maxSaneClients)
+	case c.MaxPerIP > maxSaneClients:
+		return fmt.Errorf("%w: MaxPerIP %d is above the limit of %d (0 = unlimited)", ErrInvalidConfig, c.MaxPerIP, maxSaneClients)
 	case c.MinCap == 0:
 		return fmt.Errorf("%w: mincap must be at least 1", ErrInvalidConfig)
 	case c.MinCap > math.MaxUint64/c.MaxClients/params.DefaultCapacityPerClient:

@@ -65,6 +65,7 @@ var (
 	biasFlag        = &cli.DurationFlag{Name: "vflux.bias", Usage: "Connected bias: how long an incumbent is protected from newcomers", Value: params.DefaultConnectedBias, Category: catVflux}
 	inactiveFlag    = &cli.DurationFlag{Name: "vflux.inactive", Usage: "How long a free client may wait without capacity", Value: params.DefaultInactiveAllowance, Category: catVflux}
 	maxInactiveFlag = &cli.Uint64Flag{Name: "vflux.maxinactive", Usage: "Peer slots for clients waiting without capacity, one kept free for newcomers (0 = maxclients)", Category: catVflux}
+	maxPerIPFlag    = &cli.Uint64Flag{Name: "vflux.maxperip", Usage: "Most clients connected at once from one IP address (IPv6: one /64; 0 = unlimited)", Value: params.DefaultMaxPerIP, Category: catVflux}
 
 	priceTimeFlag        = priceFlag("vflux.price.time", "Price of connection time, tokens per second", params.DefaultTimeFactor)
 	priceCapacityFlag    = priceFlag("vflux.price.capacity", "Price of capacity, tokens per second per 1,000,000 capacity", params.DefaultCapacityFactor)
@@ -91,7 +92,7 @@ var nodeFlags = []cli.Flag{
 	listenAddrFlag, portFlag, discPortFlag, natFlag, bootnodesFlag, nodeKeyFlag, nodeKeyHexFlag,
 	maxPeersFlag, noDiscoverFlag,
 	metricsFlag, metricsAddrFlag, metricsPortFlag, verbosityFlag,
-	serveFlag, maxClientsFlag, capacityFlag, minCapFlag, biasFlag, inactiveFlag, maxInactiveFlag,
+	serveFlag, maxClientsFlag, capacityFlag, minCapFlag, biasFlag, inactiveFlag, maxInactiveFlag, maxPerIPFlag,
 	priceTimeFlag, priceCapacityFlag, priceRequestFlag,
 	negPriceTimeFlag, negPriceCapacityFlag, negPriceRequestFlag,
 	posExpFlag, negExpFlag,
