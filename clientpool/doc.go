@@ -13,7 +13,10 @@
 //     the rank clients are compared by.
 //   - Admission: the active set (clients holding at least minCap) and the
 //     inactive set (connected, waiting), under the limits maxCount and maxCap,
-//     with the connected bias protecting incumbents.
+//     with the connected bias protecting incumbents. The exact sum of the
+//     capacities told to clients never exceeds maxCap (so it cannot wrap, even
+//     with maxCap near MaxUint64) and equals Active()'s: the planner compares
+//     the others' capacity with what a request leaves of maxCap, never a sum.
 //   - The capacity query service ("cq", "bal", "info"), a vflux.Service.
 //   - Pool events, delivered to SubscribeEvents subscribers.
 //

@@ -324,6 +324,8 @@ func (p *ClientPool) priorityChanged(c *client, now mclock.AbsTime, acts *callba
 
 // capMoved records capacity moved for the capacity curve's rebuild rule.
 func (p *ClientPool) capMoved(d uint64) {
-	p.curveMoved += d
+	if p.curveMoved += d; p.curveMoved < d {
+		p.curveMoved = math.MaxUint64 // saturated: the curve is stale anyway
+	}
 	p.curveChanged = true
 }
