@@ -79,9 +79,10 @@
 //     settle (by time: a member's threshold timer is armed for the moment the
 //     group's rate brings the value there), every member is re-keyed against
 //     a new ceiling (refreshNeg). That happens at most once per 3% of growth,
-//     about 32*ln(growth) times in all, never once per request. A ceiling far
-//     above a decayed value is lowered at the next re-key of a member (a
-//     lower ceiling only makes the refresh come earlier).
+//     about 32*ln(growth) times in all, never once per request; a balance
+//     saturated at MaxInt64 has its ceiling there and is not refreshed again.
+//     A ceiling far above a decayed value is lowered at the next re-key of a
+//     member (a lower ceiling only makes the refresh come earlier).
 //   - Decisions stay right. The planner and the capacity curve walk clients
 //     in key order and compare exact priorities, as for any client: keys of
 //     members are lower bounds at every decision, like every other key, and

@@ -99,8 +99,8 @@ func (p *ClientPool) keyNeg(nb *negBalance, neg uint64, now mclock.AbsTime) uint
 // negGrew is called after a shared balance grew: once it reached its ceiling,
 // every member is re-keyed against a new one.
 func (p *ClientPool) negGrew(nb *negBalance, now mclock.AbsTime) {
-	if !nb.shared() || nb.ceiling == 0 {
-		return
+	if !nb.shared() || nb.ceiling == 0 || nb.ceiling >= math.MaxInt64 {
+		return // a balance saturated at MaxInt64 cannot pass its ceiling
 	}
 	if p.negAt(nb, now).Value(p.negExp.at(now)) < nb.ceiling {
 		return

@@ -1,6 +1,7 @@
 package clientpool
 
 import (
+	"math"
 	"math/rand"
 	"testing"
 	"time"
@@ -187,5 +188,73 @@ func TestAnAddressHoldsAtMostMaxPerFreeIDClients(t *testing.T) {
 		if pool.Register(p) == nil {
 			t.Fatalf("client %d refused with the bound lifted", i)
 		}
+	}
+}
+
+func TestASaturatedSharedBalanceIsNotReKeyedPerRequest(t *testing.T) {
+	clock := new(mclock.Simulated)
+	pool := newTestPool(t, nil, clock, 100, 100)
+	_, clients := sharedAddress(t, pool, 10)
+	pool.BalanceOperation(clients[0].id, "10.0.0.1", func(op AtomicBalanceOperator) {
+		if err := op.SetBalance(0, math.MaxInt64); err != nil {
+			t.Error(err)
+		}
+	})
+	clock.Run(2 * time.Minute) // settled by timers and the periodic persistence
+	// At MaxInt64 the balance cannot grow past any ceiling: a request re-keys
+	// its own client only, and no timer fires.
+	pool.mu.Lock()
+	before := pool.rekeys
+	pool.mu.Unlock()
+	for i := 0; i < 100; i++ {
+		clock.Run(time.Millisecond)
+		clients[0].RequestServed(10)
+	}
+	pool.mu.Lock()
+	rekeys := pool.rekeys - before
+	pool.mu.Unlock()
+	if rekeys > 110 {
+		t.Fatalf("100 requests at a saturated shared balance made %d re-keys, want about 100 (the requester's own)", rekeys)
+	}
+}
+
+func TestActiveKeysStayLowerBoundsOfPrioritiesWhileTimePasses(t *testing.T) {
+	clock := new(mclock.Simulated)
+	pool := newTestPool(t, nil, clock, 100, 100)
+	var all []*peer
+	for i := 0; i < 12; i++ {
+		p := newPeer(i, time.Hour)
+		if i < 8 {
+			p.freeID = "10.0.0.1" // the others have addresses of their own
+		}
+		all = append(all, p)
+	}
+	registered := make(map[*peer]ConnectedBalance)
+	rng := rand.New(rand.NewSource(2))
+	for step := 0; step < 2000; step++ {
+		p := all[rng.Intn(len(all))]
+		switch b := registered[p]; {
+		case rng.Intn(4) == 0:
+			clock.Run(time.Duration(rng.Intn(3000)) * time.Millisecond)
+		case b == nil:
+			registered[p] = pool.Register(p)
+		case rng.Intn(8) == 0:
+			pool.Unregister(p)
+			delete(registered, p)
+		default:
+			b.RequestServed(uint64(rng.Intn(1e9)))
+		}
+		pool.mu.Lock()
+		now := clock.Now()
+		for _, c := range pool.clients {
+			if c.active {
+				b := c.snapAt(now)
+				if prio := b.priority(c.capacity); c.key > prio {
+					pool.mu.Unlock()
+					t.Fatalf("step %d: a client (free ID %s) is ordered by key %d above its priority %d", step, c.freeID, c.key, prio)
+				}
+			}
+		}
+		pool.mu.Unlock()
 	}
 }

@@ -15,6 +15,7 @@ import (
 // priority over the next params.PriorityHorizon, and re-arms its timer.
 func (p *ClientPool) rekey(c *client, now mclock.AbsTime) {
 	p.rekeys++
+	p.updateNegRate(c, now) // first: the timer reads the group's rate
 	b := c.snapAt(now)
 	kb := b
 	kb.neg = p.keyNeg(c.neg, b.neg, now) // a shared balance: its ceiling
@@ -26,7 +27,6 @@ func (p *ClientPool) rekey(c *client, now mclock.AbsTime) {
 	}
 	p.armTimer(c, &b)
 	p.updateSpend(c)
-	p.updateNegRate(c, now)
 }
 
 // activate gives an inactive client capacity cap.
