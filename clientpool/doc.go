@@ -78,16 +78,20 @@
 //     When the value reaches the ceiling, by a request (RequestServed) or a
 //     settle (by time: a member's threshold timer is armed for the moment the
 //     group's rate brings the value there), every member is re-keyed against
-//     a new ceiling (refreshNeg). That happens at most once per 3% of growth,
-//     about 32*ln(growth) times in all, never once per request; a balance
+//     a new ceiling (refreshNeg). Between two refreshes the value grows by
+//     at least 3% (or by the group's cost over the horizon), so there are
+//     about 32*ln(growth) refreshes in all, not one per request; a balance
 //     saturated at MaxInt64 has its ceiling there and is not refreshed again.
 //     A ceiling far above a decayed value is lowered at the next re-key of a
 //     member (a lower ceiling only makes the refresh come earlier).
 //   - Decisions stay right. The planner and the capacity curve walk clients
-//     in key order and compare exact priorities, as for any client: keys of
-//     members are lower bounds at every decision, like every other key, and
-//     only lower than an exact key by the ceiling's headroom. The members
-//     keep their order among themselves (registration order at equal keys).
+//     in key order and compare exact priorities, as for any client, and the
+//     keys of members are lower bounds of their priorities at every decision,
+//     like every other key. They are lower than exact keys by at most the
+//     ceiling's headroom (3% of the balance, or the group's cost over the
+//     horizon), so a member may be cut a little before a client with the same
+//     balance at an address of its own. Among themselves members keep
+//     registration order (equal keys).
 //   - Bound. SetMaxPerFreeID (node.Config.MaxPerIP) bounds how many clients
 //     one free-client ID may hold registered; a bare pool has none.
 //
