@@ -34,14 +34,18 @@ func sharedAddress(t *testing.T, pool *ClientPool, k int) ([]*peer, []*client) {
 
 // siblingKeyChanges serves n requests of cost from clients[0], moving the
 // clock by step before each, and counts how often the keys of the other
-// clients changed.
+// clients changed: the active key, or the inactive order of a waiting one.
 func siblingKeyChanges(pool *ClientPool, clock *mclock.Simulated, clients []*client, n int, cost uint64, step time.Duration) int {
-	keys := func() []int64 {
+	type key struct {
+		active   int64
+		inactive float64
+	}
+	keys := func() []key {
 		pool.mu.Lock()
 		defer pool.mu.Unlock()
-		k := make([]int64, len(clients))
+		k := make([]key, len(clients))
 		for i, c := range clients {
-			k[i] = c.key
+			k[i] = key{c.key, c.ikLog}
 		}
 		return k
 	}
@@ -71,6 +75,30 @@ func TestARequestLeavesTheKeysOfTheClientsSharingItsAddressAlone(t *testing.T) {
 	// is the ceiling's headroom: 200 requests of 1 token stay far below it.
 	if changes := siblingKeyChanges(pool, clock, clients, 200, 1, 0); changes != 0 {
 		t.Fatalf("200 requests of one client changed the keys of the 19 sharing its address %d times, want 0", changes)
+	}
+}
+
+func TestARequestLeavesTheOrderOfTheWaitingClientsSharingItsAddressAlone(t *testing.T) {
+	clock := new(mclock.Simulated)
+	pool := newTestPool(t, nil, clock, 5, 5)
+	var clients []*client
+	for i := 0; i < 15; i++ {
+		p := newPeer(i, time.Hour)
+		p.freeID = "10.0.0.1"
+		clients = append(clients, pool.Register(p).(*client))
+	}
+	if count, _ := pool.Active(); count != 5 || pool.Inactive() != 10 {
+		t.Fatalf("setup: %d active, %d waiting; want 5 and 10", count, pool.Inactive())
+	}
+	var requester *client
+	for i, c := range clients {
+		if c.active {
+			clients[0], clients[i], requester = c, clients[0], c
+			break
+		}
+	}
+	if changes := siblingKeyChanges(pool, clock, clients, 200, 1, 0); changes != 0 || !requester.active {
+		t.Fatalf("200 requests of one active client changed the keys of the 14 sharing its address (10 waiting) %d times, want 0", changes)
 	}
 }
 
