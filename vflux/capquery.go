@@ -30,7 +30,7 @@ const wordBytes = bits.UintSize / 8
 // accepts for a *CapacityQueryReq and yields the same value, including
 // rejecting non-canonical integers and sizes, extra list elements and trailing
 // bytes; it does not check the number of amounts (see Validate). On error req
-// is left in an unspecified state.
+// is not changed.
 func DecodeCapacityQueryReq(data []byte, req *CapacityQueryReq) error {
 	fields, rest, err := rlp.SplitList(data)
 	if err != nil {
