@@ -68,6 +68,12 @@ func TestDecodeCapacityQueryReqAgreesWithReflection(t *testing.T) {
 				t.Fatalf("the vector is wrong: rlp.DecodeBytes says %v, ok is %v", err, v.ok)
 			}
 			checkCapQueryDecoders(t, data)
+			if !v.ok {
+				req := CapacityQueryReq{Bias: 7, AddTokens: []IntOrInf{intOrInf(3)}}
+				if DecodeCapacityQueryReq(data, &req) == nil || req.Bias != 7 || len(req.AddTokens) != 1 || req.AddTokens[0].Int64() != 3 {
+					t.Fatalf("a rejected input changed the request to %+v", req)
+				}
+			}
 		})
 	}
 	huge, _ := new(big.Int).SetString("123456789abcdef0123456789abcdef", 16)
