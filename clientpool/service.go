@@ -22,14 +22,14 @@ func (p *ClientPool) Handle(id enode.ID, freeID, name string, data []byte) []byt
 	switch name {
 	case vflux.CapacityQueryName:
 		var req vflux.CapacityQueryReq
-		if err := rlp.DecodeBytes(data, &req); err != nil || len(req.AddTokens) == 0 || len(req.AddTokens) > params.MaxCapQueryAmounts {
+		if err := vflux.DecodeCapacityQueryReq(data, &req); err != nil || len(req.AddTokens) == 0 || len(req.AddTokens) > params.MaxCapQueryAmounts {
 			return nil
 		}
 		r := p.capacityQuery(id, freeID, &req)
 		if r == nil {
 			return nil
 		}
-		reply = r
+		return vflux.EncodeCapacityQueryReply(r)
 	case vflux.BalanceQueryName:
 		if !emptyParams(data) {
 			return nil
