@@ -16,6 +16,12 @@
 //	Client.Vflux ─────────VfluxRequest───────>   │ meter ── ServeEncoded ─> RequestServer
 //	            <──CapacityUpdate / replies / Busy ┘
 //
+// Billing: a served request is charged its full cost (SPEC 5) to the flow
+// control buffer and the balance. A vflux batch the request server drops or
+// refuses (limiter overflow or wait bound, an empty, oversize or undecodable
+// batch) gets an empty Replies and bills only CostBase; the buffer is still
+// charged its admission cost, so such a flood meets Busy like any other.
+//
 // The pool's callbacks (UpdateCapacity, Disconnect) never block: they record a
 // coalesced update or close a channel, and the peer loop sends. The loop
 // unregisters its client on every exit path and returns a bare p2p.DiscReason.
