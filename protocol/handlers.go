@@ -89,14 +89,14 @@ func handleCapacityRequest(h *Handler, pp *peer, data []byte) error {
 }
 
 // charge takes an admitted request's cost from the client's flow control
-// buffer (meter) and its balance (billed). They differ for a vflux batch the
+// buffer (flow) and its balance (billed). They differ for a vflux batch the
 // request server dropped or refused: the client only pays CostBase for it
 // (SPEC 5 bills what is served), while the buffer is still charged the
 // admission cost, so a flood of undecodable or dropped batches is paced by
 // Busy like any other.
-func (h *Handler) charge(pp *peer, meter, billed uint64) {
+func (h *Handler) charge(pp *peer, flow, billed uint64) {
 	pp.strikes = 0
-	pp.meter.charge(meter)
+	pp.meter.charge(flow)
 	pp.balance.RequestServed(billed)
 }
 
