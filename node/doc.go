@@ -8,6 +8,16 @@
 // RPC namespace, the metrics, and the client side of a TALKREQ capacity query
 // (used by the command line).
 //
+// Peer slots (SPEC 6 item 5): MaxPeers is maxclients + maxinactive and the
+// pool gets one inactive slot fewer, so one slot stays free for a newcomer to
+// be ranked; the protocol registers every peer as it connects, before its vfx
+// handshake, so no peer holds a slot the pool cannot see (protocol/doc.go,
+// "Peer slots").
+//
+// The "vflux" RPC namespace mints tokens (addBalance) and HTTP/WebSocket have
+// no authentication: Start logs a warning for each such endpoint that serves it
+// (rpc_exposure.go); IPC, the default, is the safe way in.
+//
 // It relies on the caller to build the go-ethereum node (flags, config files
 // and logging live in cmd/vflux) and to call New before the node starts:
 // go-ethereum refuses protocol, lifecycle and API registration after Start.

@@ -98,7 +98,7 @@ func New(stack *gethnode.Node, cfg Config) (*Service, error) {
 	})
 	stack.RegisterProtocols([]p2p.Protocol{s.handler.Protocol()})
 	stack.RegisterLifecycle(s)
-	stack.RegisterAPIs([]rpc.API{{Namespace: "vflux", Service: &API{s: s}}})
+	stack.RegisterAPIs([]rpc.API{{Namespace: rpcNamespace, Service: &API{s: s}}})
 	return s, nil
 }
 
@@ -117,7 +117,7 @@ func openBalanceDB(stack *gethnode.Node, cfg Config) (ethdb.KeyValueStore, error
 }
 
 // Start starts the pool's timers, the metrics loop and, when discv5 is on,
-// the TALKREQ handler.
+// the TALKREQ handler. It warns when HTTP or WebSocket serves the admin API.
 func (s *Service) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -141,6 +141,7 @@ func (s *Service) Start() error {
 	if uint64(srv.MaxPeers) < maxCount {
 		s.log.Warn("Peer limit is below maxclients: the pool can never fill", "maxpeers", srv.MaxPeers, "maxclients", maxCount)
 	}
+	s.warnExposedAdminAPI()
 	s.log.Info("vflux serving", "service", s.cfg.ServiceName, "maxclients", maxCount, "capacity", maxCap,
 		"mincap", s.cfg.MinCap, "maxpeers", srv.MaxPeers, "totaltokens", s.pool.TotalTokenAmount())
 	return nil

@@ -32,7 +32,14 @@ const (
 	// TalkReplyBudget is the most bytes of encoded replies sent over TALKREQ, so an
 	// answer fits in one discv5 packet (1280 bytes minus headers).
 	TalkReplyBudget = 1000
-	// HandshakeTimeout is how long a peer has to send its Handshake.
+	// HandshakeTimeout is how long a peer has to send its Handshake. It is not
+	// what protects the peer slots: a peer is a client of the pool from the
+	// moment it connects, so one that never sends its Handshake is ranked like
+	// any waiting client and a better-paying newcomer displaces it at once. It
+	// only bounds how long a silent peer of equal (zero) priority may wait, and
+	// a waiting free client that did its handshake may wait longer still (the
+	// inactive allowance, 10 s by default); so it stays 5 s, ample for the one
+	// round trip the handshake takes on a slow link.
 	HandshakeTimeout = 5 * time.Second
 	// MaxBusyStrikes is how many consecutive Busy replies a client may receive
 	// before it is dropped as useless: a well-behaved client paces itself with the
