@@ -95,6 +95,30 @@
 // (newest value per key), and past params.MaxQueuedBalanceWrites keys the pool
 // writes synchronously.
 //
+// A failed database read is never read as "no balance" (a balance decided
+// from zero and written back would overwrite a paid one). ethdb has no common
+// not-found error, so a failed Get is told apart by Has: a key Has reports
+// absent is zero, anything else is a failed read. Register then refuses the
+// client (returns nil, as after Stop), BalanceOperation does not run its
+// callback and AddBalance returns the error, a capacity or balance query is
+// not answered, and the sweep leaves the key alone; each is logged, and
+// nothing is written for that client.
+//
+// # The hourly sweep
+//
+// An explicit AddBalance or SetBalance stores its exact result, however small
+// (SPEC 2.5); spending and decay of a connected client's balance drop it at
+// the next write instead (dropSmall). Stored balances of clients that are not
+// connected only decay, and the hourly sweep deletes those that decayed to or
+// below params.BalanceDropThreshold. Two rules keep it from deleting a small
+// top-up: it scans only the balance kinds that expire (time constant not 0;
+// the positive one never does by default), and it deletes a value only once
+// the expiration offset's integer part is past the value's exponent. Every
+// write aligns the exponent to the integer part of the offset at the write
+// (ExpiredValue.Add), so the value has then lost value since it was written;
+// a small value written later in the current whole unit of the offset (at
+// most ln2 times the time constant) waits for a later sweep.
+//
 // A client told to Disconnect leaves the active and inactive sets at once and
 // is never reactivated; its later Unregister only settles and persists its
 // balances.

@@ -124,24 +124,43 @@ func decodeValue(key, enc []byte) ExpiredValue {
 	return v
 }
 
-// loadValue reads one expired value as last decided: a queued write if there
-// is one, else the database. A missing key is zero.
-func (s *store) loadValue(key []byte) ExpiredValue {
-	if enc, ok := s.pendingValue(key); ok {
-		return decodeValue(key, enc)
-	}
+// get reads key from the database. A missing key is (nil, nil); any other
+// failed read is an error, never "no balance": a balance computed from a
+// zero read and written back would overwrite a paid one. ethdb has no common
+// not-found error (memorydb's is unexported, LevelDB returns goleveldb's), so
+// a failed Get is classified by Has: a key that Has reports absent without an
+// error is missing; a key that is there, or a Has that fails too, is a failed
+// read.
+func (s *store) get(key []byte) ([]byte, error) {
 	enc, err := s.db.Get(key)
-	if err != nil {
-		return ExpiredValue{}
+	if err == nil {
+		return enc, nil
 	}
-	return decodeValue(key, enc)
+	if has, herr := s.db.Has(key); herr == nil && !has {
+		return nil, nil
+	}
+	return nil, fmt.Errorf("read balance %x: %w", key, err)
 }
 
-func (s *store) loadPos(id enode.ID) ExpiredValue { return s.loadValue(posKey(id)) }
+// loadValue reads one expired value as last decided: a queued write if there
+// is one, else the database. A missing key is zero; a failed read is an error
+// (the caller must then not decide anything for that key).
+func (s *store) loadValue(key []byte) (ExpiredValue, error) {
+	if enc, ok := s.pendingValue(key); ok {
+		return decodeValue(key, enc), nil
+	}
+	enc, err := s.get(key)
+	if err != nil {
+		return ExpiredValue{}, err
+	}
+	return decodeValue(key, enc), nil
+}
 
-func (s *store) loadNeg(freeID string) ExpiredValue {
+func (s *store) loadPos(id enode.ID) (ExpiredValue, error) { return s.loadValue(posKey(id)) }
+
+func (s *store) loadNeg(freeID string) (ExpiredValue, error) {
 	if freeID == "" {
-		return ExpiredValue{}
+		return ExpiredValue{}, nil
 	}
 	return s.loadValue(negKey(freeID))
 }
@@ -151,6 +170,7 @@ func (s *store) loadNeg(freeID string) ExpiredValue {
 type readAhead struct {
 	key   []byte // nil: nothing read (the value is zero)
 	enc   []byte
+	err   error // the read failed
 	stamp uint64
 }
 
@@ -160,18 +180,19 @@ func (s *store) readAhead(key []byte) readAhead {
 	s.mu.Lock()
 	stamp := s.stamps[stampBucket(key)]
 	s.mu.Unlock()
-	enc, _ := s.db.Get(key) // a missing key (or a failed read) reads as zero, as in loadValue
-	return readAhead{key: key, enc: enc, stamp: stamp}
+	enc, err := s.get(key)
+	return readAhead{key: key, enc: enc, err: err, stamp: stamp}
 }
 
 // use returns the value of r's key as last decided, called with the pool lock
 // held: a queued write if there is one; else the value read ahead if no
 // database write to its bucket ended since (a write ends before its values
 // leave the queue, so an unchanged stamp means the read saw it); else a new
-// read.
-func (s *store) use(r readAhead) ExpiredValue {
+// read. A failed read (ahead, when it is the one used, or the new one) is
+// returned as an error.
+func (s *store) use(r readAhead) (ExpiredValue, error) {
 	if r.key == nil {
-		return ExpiredValue{}
+		return ExpiredValue{}, nil
 	}
 	s.mu.Lock()
 	enc, pending := s.pendingLocked(r.key)
@@ -179,9 +200,11 @@ func (s *store) use(r readAhead) ExpiredValue {
 	s.mu.Unlock()
 	switch {
 	case pending:
-		return decodeValue(r.key, enc)
+		return decodeValue(r.key, enc), nil
+	case fresh && r.err != nil:
+		return ExpiredValue{}, r.err
 	case fresh:
-		return decodeValue(r.key, r.enc)
+		return decodeValue(r.key, r.enc), nil
 	default:
 		return s.loadValue(r.key)
 	}
