@@ -77,14 +77,21 @@
 // only moves from one decided state to a later one. A top-up (BalanceOperation,
 // AddBalance) is written synchronously, in the same batch as everything queued
 // before it, and only confirmed once on disk; if that write fails, the top-up
-// is undone and returns the error, and the queued values are queued again. A
+// is undone and returns the error, and the queued values are queued again.
+// That batch, and only that one, is written synced (fsynced, so it survives
+// a power loss) when the database's batches implement SyncedBatch, as the
+// node's balance database does; a store that cannot sync (go-ethereum's
+// ethdb/leveldb) makes it survive a process crash only. Everything else is
+// written unsynced: a sync costs about a millisecond of disk time, and what
+// it would protect is forgiven spending, not paid tokens. A
 // failed background write is logged and queued again too, for the next write
 // (the next decision that queues one, or Stop). Register reads the stored
 // balances before taking mu and re-reads under it only when a write to the
 // same key bucket ended in between. Stop writes everything before it returns
 // (a failed write is logged).
 //
-// What a crash can lose: never a confirmed top-up; each stored balance is its
+// What a crash can lose: never a confirmed top-up (a power loss neither,
+// with a SyncedBatch store); each stored balance is its
 // last written value plus later top-ups. On a healthy disk the queued tail is
 // at most two batch writes behind (the one being written and the next, about
 // a millisecond each), so a crash forgives at most

@@ -50,6 +50,20 @@ func posKeyPrefix() []byte           { return dbKey(posPrefix, nil) }
 func negKeyPrefix() []byte           { return dbKey(negPrefix, nil) }
 func idFromPosKey(k []byte) enode.ID { var id enode.ID; copy(id[:], k[2+len(posPrefix):]); return id }
 
+// SyncedBatch is an optional interface of the batches of a balance database:
+// WriteSync writes the batch atomically and returns once it is on durable
+// storage (fsynced), so it survives a power loss. The pool writes the batch
+// of a top-up (AddBalance, SetBalance) with WriteSync when the database's
+// batches have it, and everything else with Write. go-ethereum's memorydb and
+// ethdb/leveldb batches do not have it (the latter cannot sync at all); the
+// node's balance database does. ethdb's SyncKeyValue after Write is not used
+// instead: a store that can only sync a write as it is made (goleveldb) has
+// no way to implement it.
+type SyncedBatch interface {
+	ethdb.Batch
+	WriteSync() error
+}
+
 // store reads and writes balances. Reads go to the database; writes are
 // collected into batches by the pool (under the pool lock) and handed to the
 // store in decision order. A batch is either written at once (write: a top-up
@@ -362,7 +376,7 @@ func (s *store) runWriter() {
 
 // flush writes everything queued, and then extra (newer than anything queued:
 // a synchronous batch, whose caller holds the pool lock), as one atomic
-// database batch. Writes are serialised by writeMu, so the database sees
+// database batch; with extra (a top-up) it is written synced (SyncedBatch). Writes are serialised by writeMu, so the database sees
 // batches in the order they were queued. The queued values stay readable (in
 // writing) until the write ended; extra needs not be, as nobody reads pool
 // state while its caller holds the pool lock. When the write fails, nothing
@@ -379,7 +393,7 @@ func (s *store) flush(extra []batchEntry) error {
 	s.writing, s.queued = s.queued, s.writing
 	s.mu.Unlock()
 
-	err := s.writeEntries(s.writing, extra)
+	err := s.writeEntries(s.writing, extra, len(extra) > 0)
 
 	s.mu.Lock()
 	s.flushes++
@@ -428,9 +442,10 @@ func (s *store) requeueLocked() {
 	}
 }
 
-// writeEntries writes the values and then extra as one database batch. Only
-// flush calls it (with writeMu held); entries is not changed while it runs.
-func (s *store) writeEntries(entries map[string][]byte, extra []batchEntry) error {
+// writeEntries writes the values and then extra as one database batch, with
+// WriteSync when synced and the batch has it. Only flush calls it (with
+// writeMu held); entries is not changed while it runs.
+func (s *store) writeEntries(entries map[string][]byte, extra []batchEntry, synced bool) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	put := func(k, enc []byte) error {
@@ -449,7 +464,11 @@ func (s *store) writeEntries(entries map[string][]byte, extra []batchEntry) erro
 			return fmt.Errorf("store balance %x: %w", e.key, err)
 		}
 	}
-	if err := b.Write(); err != nil {
+	write := b.Write
+	if sb, ok := b.(SyncedBatch); ok && synced {
+		write = sb.WriteSync
+	}
+	if err := write(); err != nil {
 		return fmt.Errorf("write balance batch (%d keys): %w", len(entries)+len(extra), err)
 	}
 	return nil

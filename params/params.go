@@ -130,11 +130,14 @@ const (
 	DefaultDatabaseCache = 16
 	// DefaultDatabaseHandles is the number of open files the balance LevelDB may use.
 	DefaultDatabaseHandles = 64
+	// MinDatabaseCache and MinDatabaseHandles are what the balance LevelDB
+	// gets at least (go-ethereum's minimums for its own LevelDB): smaller
+	// values are raised to these.
+	MinDatabaseCache   = 16
+	MinDatabaseHandles = 16
 	// DataDirName is the instance-directory entry holding the balance LevelDB
 	// (<datadir>/vflux/vflux with the default node name).
 	DataDirName = "vflux"
-	// DatabaseNamespace prefixes the balance database's metrics.
-	DatabaseNamespace = "vflux/db/"
 	// QueryTimeout bounds a TALKREQ capacity query from the command line; discv5
 	// itself gives up on an unanswered request after about 700 ms, and the
 	// first request to a node also needs a handshake round trip.
