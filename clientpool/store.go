@@ -67,9 +67,10 @@ type SyncedBatch interface {
 // store reads and writes balances. Reads go to the database; writes are
 // collected into batches by the pool (under the pool lock) and handed to the
 // store in decision order. A batch is either written at once (write: a top-up
-// must be on disk before it is confirmed) or queued (queue: spending, debt and
-// sweeps), and a background writer goroutine writes the queued batches after
-// the pool lock is released, so disk writes do not hold up the pool.
+// must be on disk before it is confirmed; synced when the database's batches
+// are SyncedBatches) or queued (queue: spending, debt and sweeps), and a
+// background writer goroutine writes the queued batches after the pool lock
+// is released, so disk writes do not hold up the pool.
 //
 // Queued writes are kept per key, newest value only, until they are on disk;
 // every read looks there first, so the pool always reads what it decided last.
