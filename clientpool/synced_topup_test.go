@@ -1,6 +1,7 @@
 package clientpool
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -23,6 +24,8 @@ type syncedWrite struct {
 	synced bool
 	keys   []string
 }
+
+func (w syncedWrite) String() string { return fmt.Sprintf("{synced: %v, keys: %q}", w.synced, w.keys) }
 
 type syncingBatch struct {
 	ethdb.Batch
@@ -97,7 +100,7 @@ func TestTopUpsAreWrittenSyncedAndNothingElseIs(t *testing.T) {
 		}
 		w := db.since(before)
 		if len(w) != 1 || !w[0].synced || !slices.Contains(w[0].keys, string(tu.key)) {
-			t.Fatalf("%s: writes when it returned %+v, want one synced write of %q", tu.name, w, tu.key)
+			t.Fatalf("%s: writes when it returned %v, want one synced write of %q", tu.name, w, tu.key)
 		}
 	}
 
@@ -112,7 +115,7 @@ func TestTopUpsAreWrittenSyncedAndNothingElseIs(t *testing.T) {
 	}
 	for _, x := range w {
 		if x.synced {
-			t.Fatalf("a write of spending or debt was synced: %+v", x)
+			t.Fatalf("a write of spending or debt was synced: %v", x)
 		}
 	}
 }
