@@ -83,24 +83,23 @@
 // node's balance database does; a store that cannot sync (go-ethereum's
 // ethdb/leveldb) makes it survive a process crash only. Everything else is
 // written unsynced: a sync costs about a millisecond of disk time, and what
-// it would protect is forgiven spending, not paid tokens. A
-// failed background write is logged and queued again too, for the next write
-// (the next decision that queues one, or Stop). Register reads the stored
+// it would protect is forgiven spending, not paid tokens. A failed
+// background write is logged and queued again too, for the next write (the
+// next decision that queues one, or Stop). Register reads the stored
 // balances before taking mu and re-reads under it only when a write to the
 // same key bucket ended in between. Stop writes everything before it returns
 // (a failed write is logged).
 //
-// What a crash can lose: never a confirmed top-up (a power loss neither,
-// with a SyncedBatch store); each stored balance is its
-// last written value plus later top-ups. On a healthy disk the queued tail is
-// at most two batch writes behind (the one being written and the next, about
-// a millisecond each), so a crash forgives at most
-// params.BalancePersistInterval of spending plus that. While a database write
-// hangs, though, the pool keeps serving and queueing (where it used to stall
-// on its lock), so a crash during such a stall also forgives the spending and
-// debt decided during it; the queue stays bounded by the number of clients
-// (newest value per key), and past params.MaxQueuedBalanceWrites keys the pool
-// writes synchronously.
+// What a crash can lose: never a confirmed top-up (nor can a power loss, with
+// a SyncedBatch store); each stored balance is its last written value plus
+// later top-ups. On a healthy disk the queued tail is at most two batch
+// writes behind (the one being written and the next, about a millisecond
+// each), so a crash forgives at most params.BalancePersistInterval of
+// spending plus that. While a database write hangs, though, the pool keeps
+// serving and queueing (where it used to stall on its lock), so a crash
+// during such a stall also forgives the spending and debt decided during it;
+// the queue stays bounded by the number of clients (newest value per key),
+// and past params.MaxQueuedBalanceWrites keys the pool writes synchronously.
 //
 // A failed database read is never read as "no balance" (a balance decided
 // from zero and written back would overwrite a paid one). ethdb has no common
