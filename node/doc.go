@@ -2,7 +2,10 @@
 //
 // It owns the node-level pieces that the other packages deliberately know
 // nothing of: the balance database on disk (a plain LevelDB directory inside
-// the node's instance directory, see SPEC 6), the lifecycle that starts and
+// the node's instance directory, see SPEC 6; balancedb.go opens it with
+// goleveldb directly, not through go-ethereum's ethdb/leveldb, because that
+// cannot sync a write, and its batches implement clientpool.SyncedBatch so
+// the pool's top-ups are fsynced), the lifecycle that starts and
 // stops the client pool, the vflux request server and the "vfx" devp2p
 // capability in the right order, the discv5 TALKREQ entry point, the "vflux"
 // RPC namespace, the metrics, and the client side of a TALKREQ capacity query

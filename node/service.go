@@ -8,7 +8,6 @@ import (
 
 	"github.com/ethereum/go-ethereum/common/mclock"
 	"github.com/ethereum/go-ethereum/ethdb"
-	"github.com/ethereum/go-ethereum/ethdb/leveldb"
 	"github.com/ethereum/go-ethereum/ethdb/memorydb"
 	"github.com/ethereum/go-ethereum/log"
 	gethnode "github.com/ethereum/go-ethereum/node"
@@ -102,14 +101,15 @@ func New(stack *gethnode.Node, cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// openBalanceDB opens the plain LevelDB balance store in the node's instance
-// directory, or an in-memory store for a node without a data directory.
+// openBalanceDB opens the balance LevelDB in the node's instance directory
+// (balanceDB: top-ups are written synced), or an in-memory store for a node
+// without a data directory.
 func openBalanceDB(stack *gethnode.Node, cfg Config) (ethdb.KeyValueStore, error) {
 	path := stack.ResolvePath(params.DataDirName)
 	if path == "" {
 		return memorydb.New(), nil
 	}
-	db, err := leveldb.New(path, cfg.DatabaseCache, cfg.DatabaseHandles, params.DatabaseNamespace, false)
+	db, err := openBalanceLevelDB(path, cfg.DatabaseCache, cfg.DatabaseHandles)
 	if err != nil {
 		return nil, fmt.Errorf("open balance database %s: %w", path, err)
 	}
