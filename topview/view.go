@@ -16,7 +16,10 @@ type Server struct {
 	ActiveCount   uint64
 	ActiveCap     uint64
 	InactiveCount int
-	TotalTokens   uint64 // sum of all positive balances
+	// ConnectedCount is the number of connected clients when more are
+	// connected than Snapshot.Clients lists (0 = they are all listed).
+	ConnectedCount int
+	TotalTokens    uint64 // sum of all positive balances
 }
 
 // Client is one connected client.
@@ -52,8 +55,8 @@ type Snapshot struct {
 	Server  Server
 	Clients []Client // any order: Render sorts them
 	Events  []Event  // oldest first
-	// EventsNote replaces the event list when events cannot be had (e.g. over
-	// HTTP, which has no subscriptions).
+	// EventsNote says, below the events, why there are no (more) events:
+	// HTTP has no subscriptions, or the subscription ended.
 	EventsNote string
 }
 
@@ -90,7 +93,7 @@ func Render(s Snapshot) string {
 	b.WriteString(header + "\n")
 	renderServer(&b, s.Server)
 	b.WriteString("\n")
-	renderClients(&b, s.Clients)
+	renderClients(&b, s.Clients, s.Server.ConnectedCount)
 	b.WriteString("\n")
 	renderEvents(&b, s.Events, s.EventsNote)
 	return b.String()
@@ -166,8 +169,12 @@ func sortClients(clients []Client) []Client {
 	return out
 }
 
-func renderClients(b *strings.Builder, clients []Client) {
-	fmt.Fprintf(b, "clients  %d connected\n", len(clients))
+func renderClients(b *strings.Builder, clients []Client, connected int) {
+	if connected > len(clients) {
+		fmt.Fprintf(b, "clients  %d connected, %d shown\n", connected, len(clients))
+	} else {
+		fmt.Fprintf(b, "clients  %d connected\n", len(clients))
+	}
 	if len(clients) == 0 {
 		b.WriteString("  (none)\n")
 		return
@@ -198,11 +205,7 @@ const typeWidth = 16
 
 func renderEvents(b *strings.Builder, events []Event, note string) {
 	b.WriteString("events   latest last\n")
-	switch {
-	case note != "":
-		b.WriteString("  (" + note + ")\n")
-		return
-	case len(events) == 0:
+	if len(events) == 0 && note == "" {
 		b.WriteString("  (none yet)\n")
 		return
 	}
@@ -216,6 +219,9 @@ func renderEvents(b *strings.Builder, events []Event, note string) {
 		}
 		line := fmt.Sprintf("  %s  %-8s  %-*s  %s", ev.Time.Format("15:04:05"), ShortID(ev.ID), typeWidth, ev.Type, strings.Join(details, ", "))
 		b.WriteString(strings.TrimRight(line, " ") + "\n")
+	}
+	if note != "" {
+		b.WriteString("  (" + note + ")\n")
 	}
 }
 

@@ -132,6 +132,15 @@ func TestAnEmptyNodeAndMissingEventsAreSaidPlainly(t *testing.T) {
 	if got := Render(Snapshot{}); !strings.Contains(got, "  (none yet)\n") {
 		t.Errorf("no events and no note should say (none yet):\n%s", got)
 	}
+	s := fullByCount()
+	s.Server.ConnectedCount = 1200
+	s.EventsNote = "event subscription ended: closed by the node"
+	got = Render(s)
+	for _, w := range []string{"clients  1200 connected, 5 shown\n", "reason: evicted by priority\n  (event subscription ended: closed by the node)\n"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("frame lacks %q:\n%s", w, got)
+		}
+	}
 }
 
 func TestShortIDIsThePrefixOfThePlainHexID(t *testing.T) {
