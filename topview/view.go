@@ -31,7 +31,8 @@ type Client struct {
 	Connected  time.Duration // how long it has been connected
 	// Spend is the tokens per second it spent between the last two samples:
 	// positive balance used up plus negative balance accrued. Negative when
-	// its balance grew (a top-up). Valid only when SpendKnown.
+	// a balance shrank on its own (expiration) or grew (a top-up). Valid
+	// only when SpendKnown.
 	Spend      float64
 	SpendKnown bool
 }

@@ -186,34 +186,12 @@ func (w *topWatch) snapshot(ctx context.Context) (topview.Snapshot, error) {
 	if err != nil {
 		return topview.Snapshot{}, fmt.Errorf("vflux_connectedClientInfo: %w", err)
 	}
-	clients := make([]topview.Client, 0, len(infos))
-	for id, ci := range infos {
-		if !ci.Connected { // it left between the listing and the reading
-			continue
-		}
-		clients = append(clients, topview.Client{
-			ID:         id,
-			Capacity:   ci.Capacity,
-			PosBalance: ci.PosBalance,
-			NegBalance: ci.NegBalance,
-			Connected:  time.Duration(ci.ConnectionTime * float64(time.Second)),
-		})
-	}
+	clients := vfnode.TopClients(infos)
 	w.spend.Update(clients)
 	return topview.Snapshot{
-		Source: w.source,
-		Time:   time.Now(),
-		Server: topview.Server{
-			MinCap:         info.MinCap,
-			MaxCount:       info.MaxCount,
-			MaxCap:         info.MaxCap,
-			MaxInactive:    info.MaxInactive,
-			ActiveCount:    info.ActiveCount,
-			ActiveCap:      info.ActiveCap,
-			InactiveCount:  info.InactiveCount,
-			ConnectedCount: info.ConnectedCount,
-			TotalTokens:    info.TotalTokens,
-		},
+		Source:     w.source,
+		Time:       time.Now(),
+		Server:     info.TopServer(),
 		Clients:    clients,
 		Events:     w.events.Events(),
 		EventsNote: w.eventsNote,
