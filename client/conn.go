@@ -73,6 +73,8 @@ type Conn struct {
 	askNow chan struct{}
 
 	quit      chan struct{}
+	ctx       context.Context // ends at Close: aborts a pending request
+	cancel    context.CancelFunc
 	closeOnce sync.Once
 	closed    atomic.Bool
 }
@@ -95,6 +97,7 @@ func (c *Client) Connect(ctx context.Context, server *enode.Node, capacity uint6
 		askNow: make(chan struct{}, 1),
 		quit:   make(chan struct{}),
 	}
+	conn.ctx, conn.cancel = context.WithCancel(context.Background())
 	conn.want.Store(capacity)
 	go conn.loop()
 	return conn, nil
@@ -130,6 +133,7 @@ func (c *Conn) Request(capacity uint64) {
 func (c *Conn) Close() {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
+		c.cancel()
 		close(c.quit)
 	})
 }
@@ -149,13 +153,12 @@ func (c *Conn) loop() {
 			busy.Stop()
 		}
 	}()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	defer c.cancel()
 	quit := c.quit
 
 	c.emit(Event{Kind: Connected, Capacity: c.cl.Capacity(), MinCap: c.cl.ServerHandshake().MinCap})
 	ask := func(always bool) {
-		if wait, asked := c.ask(ctx, always); asked && wait > 0 {
+		if wait, asked := c.ask(c.ctx, always); asked && wait > 0 {
 			if busy != nil {
 				busy.Stop()
 			}
@@ -180,7 +183,6 @@ func (c *Conn) loop() {
 			ask(true)
 		case <-quit:
 			quit = nil
-			cancel()
 			c.cl.Close()
 		case <-c.cl.Done():
 			reason := c.cl.DisconnectReason()

@@ -158,6 +158,9 @@ func printServersTable(w io.Writer, amountNames []string, offers []*client.Offer
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nprice: tokens per second per 1,000,000 capacity; load: active capacity of the total")
+	if len(offers) > 0 {
+		fmt.Fprintf(w, "connect to the first: vflux connect %s\n", offers[0].Node)
+	}
 }
 
 // milliTokens renders an "info" factor (thousandths of a token).
