@@ -156,7 +156,10 @@ func (c *Conn) loop() {
 	defer c.cancel()
 	quit := c.quit
 
-	c.emit(Event{Kind: Connected, Capacity: c.cl.Capacity(), MinCap: c.cl.ServerHandshake().MinCap})
+	// reported is the capacity last reported; Updates may still hold the
+	// update that Capacity() already showed at Connected, which is no change.
+	reported := c.cl.Capacity()
+	c.emit(Event{Kind: Connected, Capacity: reported, MinCap: c.cl.ServerHandshake().MinCap})
 	ask := func(always bool) {
 		if wait, asked := c.ask(c.ctx, always); asked && wait > 0 {
 			if busy != nil {
@@ -170,6 +173,10 @@ func (c *Conn) loop() {
 	for {
 		select {
 		case u := <-c.cl.Updates():
+			if u.Capacity == reported {
+				continue
+			}
+			reported = u.Capacity
 			c.emit(Event{Kind: CapacityChanged, Capacity: u.Capacity, Requested: u.Requested})
 			if !u.Requested {
 				ask(false)
