@@ -93,17 +93,13 @@ func (c *Client) Discover(ctx context.Context, limit int, found chan<- *enode.No
 	defer close(found)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	disc := c.srv.DiscoveryV5()
+	// Both sources stop when ctx ends; Discover does not wait for them (a
+	// FINDNODE in flight may take its own timeout to return), so the search
+	// ends with ctx.
 	nodes := make(chan *enode.Node)
-	var wg sync.WaitGroup
-	wg.Add(2)
+	go c.crawl(ctx, nodes)
 	go func() {
-		defer wg.Done()
-		c.crawl(ctx, nodes)
-	}()
-	go func() {
-		defer wg.Done()
-		it := disc.RandomNodes()
+		it := c.srv.DiscoveryV5().RandomNodes()
 		go func() {
 			<-ctx.Done()
 			it.Close() // unblocks Next
@@ -116,8 +112,6 @@ func (c *Client) Discover(ctx context.Context, limit int, found chan<- *enode.No
 			}
 		}
 	}()
-	defer wg.Wait()
-	defer cancel() // before wg.Wait: stop both sources
 
 	seen := make(map[enode.ID]bool)
 	for {

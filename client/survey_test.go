@@ -127,3 +127,18 @@ func equal(a, b []string) bool {
 	}
 	return true
 }
+
+func TestSurveyEndsAtItsDeadlineWhenTheBootnodeIsSilent(t *testing.T) {
+	c := newClient(t, client.Config{Bootnodes: []*enode.Node{silentNode(t)}})
+	const deadline = 1500 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	start := time.Now()
+	offers, err := c.Survey(ctx, 0, nil)
+	if !errors.Is(err, client.ErrNoServers) {
+		t.Fatalf("survey: %v, %v; want ErrNoServers", offers, err)
+	}
+	if took := time.Since(start); took > deadline+500*time.Millisecond {
+		t.Errorf("survey took %v with a deadline of %v", took, deadline)
+	}
+}
