@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/big"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -163,9 +164,11 @@ func printServersTable(w io.Writer, amountNames []string, offers []*client.Offer
 	}
 }
 
-// milliTokens renders an "info" factor (thousandths of a token).
+// milliTokens renders an "info" factor (thousandths of a token), "1e9"
+// rather than "1e+09".
 func milliTokens(v uint64) string {
-	return new(big.Float).Quo(new(big.Float).SetUint64(v), big.NewFloat(1000)).Text('g', 6)
+	s := new(big.Float).Quo(new(big.Float).SetUint64(v), big.NewFloat(1000)).Text('g', 6)
+	return strings.NewReplacer("e+0", "e", "e+", "e").Replace(s)
 }
 
 // serverJSON is one line of `vflux servers --json`.
