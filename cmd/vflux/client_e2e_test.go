@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -104,6 +105,17 @@ func TestConnectGetsMoreCapacityAfterTheOperatorTopsUpItsID(t *testing.T) {
 		t.Fatalf("balance add: %v\n%s%s", err, out, stderr)
 	}
 	p.out.wait(t, regexp.MustCompile(`asked 5000, granted 5000$`), p.exited)
+
+	// query asks with the same key: its balance line is this client's.
+	out, stderr, err = runVflux(t, "query", "--datadir", cdir, "--amounts", "0", n.enr)
+	m := regexp.MustCompile(`(?m)^your balance\s+(\d+) tokens .*for node ID ` + id + `$`).FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("query printed no balance line for %s: %v\n%s%s", id, err, out, stderr)
+	}
+	// Spent since the top-up by the connection, but most of it is left.
+	if bal, _ := strconv.ParseUint(m[1], 10, 64); bal < 9e11 || bal > 1e12 {
+		t.Fatalf("query does not show the topped-up balance of %s: %v\n%s%s", id, err, out, stderr)
+	}
 
 	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
