@@ -60,6 +60,12 @@ type Event struct {
 // requestTimeout bounds one capacity request round trip.
 const requestTimeout = 10 * time.Second
 
+// firstDecision bounds how long Connected waits for the server's first
+// capacity decision: the server registers the client right after the
+// handshake and an active client hears of it at once, so a client still
+// without capacity after this is waiting inactive.
+const firstDecision = time.Second
+
 // Conn is one connection to a vflux server that holds a capacity: it asks for
 // the capacity wanted after connecting, again whenever the server changes the
 // capacity on its own, and every Config.Retry while it holds less than wanted
@@ -156,6 +162,16 @@ func (c *Conn) loop() {
 	defer c.cancel()
 	quit := c.quit
 
+	if c.cl.Capacity() == 0 {
+		t := time.NewTimer(firstDecision)
+		select {
+		case <-c.cl.Updates():
+		case <-t.C:
+		case <-c.cl.Done():
+		case <-c.quit:
+		}
+		t.Stop()
+	}
 	// reported is the capacity last reported; Updates may still hold the
 	// update that Capacity() already showed at Connected, which is no change.
 	reported := c.cl.Capacity()
