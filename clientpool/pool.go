@@ -207,20 +207,26 @@ func (p *ClientPool) Register(peer Peer) ConnectedBalance {
 		peer.Disconnect() // refused by a limit, as an evicted client is
 		return nil
 	}
+	pos, neg, err := p.storedBalances(freeID, storedPos, storedNeg)
+	if err != nil { // never decide (and later write) a balance that could not be read
+		p.mu.Unlock()
+		log.Error("Refusing client: its stored balance cannot be read", "id", node.ID(), "err", err)
+		return nil
+	}
 	p.seq++
 	c := &client{
 		pool: p, peer: peer, node: node, id: node.ID(), freeID: freeID, allowance: allowance,
 		seq: p.seq, registered: true, posF: p.defPos, negF: p.defNeg,
 		activeIx: -1, bestIx: -1, worstIx: -1, lastSettle: now,
 	}
-	c.pos = p.st.use(storedPos)
+	c.pos = pos
 	c.inTotal = c.pos
 	if c.pos.Value(p.posExp.at(now)) == 0 && !c.pos.IsZero() {
 		// decayed away while stored: it never gave priority on this connection
 		c.pos, c.posDirty = ExpiredValue{}, true
 		p.updateTotal(c)
 	}
-	c.neg = p.acquireNeg(c, storedNeg, now)
+	c.neg = p.acquireNeg(c, neg, now)
 	if len(c.neg.clients) == 2 && c.neg.shared() {
 		p.refreshNeg(c.neg, now) // the first member's key was exact: now against the ceiling
 	}
@@ -240,14 +246,15 @@ func (p *ClientPool) Register(peer Peer) ConnectedBalance {
 }
 
 // acquireNeg returns the shared negative balance of c's free ID, taking the
-// stored value (read ahead) when c is the first connected client with that ID.
-func (p *ClientPool) acquireNeg(c *client, stored readAhead, now mclock.AbsTime) *negBalance {
+// stored value (see storedBalances) when c is the first connected client with
+// that ID.
+func (p *ClientPool) acquireNeg(c *client, stored ExpiredValue, now mclock.AbsTime) *negBalance {
 	if c.freeID == "" {
 		return &negBalance{clients: []*client{c}, settledAt: now}
 	}
 	nb := p.negs[c.freeID]
 	if nb == nil {
-		nb = &negBalance{freeID: c.freeID, value: p.st.use(stored), settledAt: now, since: now}
+		nb = &negBalance{freeID: c.freeID, value: stored, settledAt: now, since: now}
 		p.negs[c.freeID] = nb
 	}
 	nb.clients = append(nb.clients, c)

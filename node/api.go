@@ -33,6 +33,7 @@ type ServerInfo struct {
 	ActiveCount       uint64                 `json:"activeCount"`
 	ActiveCap         uint64                 `json:"activeCap"`
 	InactiveCount     int                    `json:"inactiveCount"`
+	MaxInactive       int                    `json:"maxInactive"` // most clients kept waiting without capacity
 	ConnectedCount    int                    `json:"connectedCount"`
 	TotalTokens       uint64                 `json:"totalTokens"`
 	ConnectedBias     float64                `json:"connectedBias"`     // seconds
@@ -100,6 +101,7 @@ func (a *API) ServerInfo() (*ServerInfo, error) {
 		ActiveCount:       count,
 		ActiveCap:         capacity,
 		InactiveCount:     s.pool.Inactive(),
+		MaxInactive:       s.cfg.PoolMaxInactive(),
 		ConnectedCount:    s.clients.count(),
 		TotalTokens:       s.pool.TotalTokenAmount(),
 		ConnectedBias:     s.bias.Seconds(),

@@ -166,6 +166,10 @@ func TestDefaultParamsBiasAndLimitsShowInServerInfo(t *testing.T) {
 	if info.ConnectedBias != 42 || info.MaxCount != 7 || info.MaxCap != 70000 {
 		t.Errorf("bias %v, limits (%d, %d); want 42, (7, 70000)", info.ConnectedBias, info.MaxCount, info.MaxCap)
 	}
+	// maxInactive is the pool's waiting-room bound: 4 inactive slots, one kept free.
+	if info.MaxInactive != 3 {
+		t.Errorf("maxInactive = %d, want 3 (4 inactive slots less the one kept free)", info.MaxInactive)
+	}
 	// A client connecting now gets the new default prices.
 	c := mustDial(t, n)
 	waitCapacity(t, c, 1000)

@@ -6,6 +6,7 @@ import (
 	"github.com/ethereum/go-ethereum/p2p"
 	"github.com/ethereum/go-ethereum/p2p/enode"
 	"github.com/vflux-net/vflux/clientpool"
+	"github.com/vflux-net/vflux/p2ptest"
 )
 
 // limitPool refuses every client as clientpool.ClientPool refuses one beyond
@@ -20,6 +21,7 @@ func (l limitPool) Register(p clientpool.Peer) clientpool.ConnectedBalance {
 
 func TestAClientRefusedByAPoolLimitIsDisconnectedWithTooManyPeers(t *testing.T) {
 	h := newTestHandler(limitPool{newFakePool(testMinCap, 10)})
-	m := connectPipe(t, h, enode.ID{9})
+	// The pool refuses the peer as soon as it connects, before the handshake.
+	m := p2ptest.NewMsgTester(t, h.Protocol(), enode.ID{9})
 	m.ExpectDisconnect(p2p.DiscTooManyPeers)
 }

@@ -14,5 +14,8 @@
 //     node.Query;
 //   - balance get/add and clients (rpccmds.go) call the node's "vflux" RPC
 //     namespace through node.DialRPC;
+//   - top (top.go) samples vflux_serverInfo and vflux_connectedClientInfo
+//     every --interval, follows vflux_subscribe("events"), and draws the
+//     frames with package topview (which the devnet can share);
 //   - devnet (devnet.go) starts node.RunDevnet on loopback.
 package main

@@ -47,6 +47,15 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
+	// The processes' default data directory (~/.vflux, where client commands
+	// keep their key) lies in a home of the test's own, never the user's.
+	home := filepath.Join(dir, "home")
+	if err := os.Mkdir(home, 0o700); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: home dir:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	os.Setenv("HOME", home)
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

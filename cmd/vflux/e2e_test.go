@@ -188,6 +188,8 @@ func TestBadFlagsAndConfigExitNonZeroWithAReadableError(t *testing.T) {
 		{"query of a bad address", []string{"query", "enode://nothex@127.0.0.1:1"}, "bad server address"},
 		{"a bad token amount", []string{"balance", "add", "--datadir", dir, "0x01", "lots"}, "not a number"},
 		{"balance without a running node", []string{"balance", "get", "--datadir", dir, "0x01"}, "no node running"},
+		{"top without a running node", []string{"top", "--once", "--datadir", dir}, "no node running"},
+		{"top with a zero interval", []string{"top", "--interval", "0", "--datadir", dir}, "give a positive duration"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

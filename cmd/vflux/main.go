@@ -17,7 +17,11 @@ const version = "0.1.0"
 func main() {
 	if err := newApp().Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "Fatal:", err)
-		os.Exit(1)
+		code := 1
+		if ec, ok := err.(cli.ExitCoder); ok {
+			code = ec.ExitCode() // vflux connect's documented exit codes
+		}
+		os.Exit(code)
 	}
 }
 

@@ -1,14 +1,15 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"math/big"
 	"text/tabwriter"
 	"time"
 
+	"github.com/ethereum/go-ethereum/p2p/enode"
 	"github.com/urfave/cli/v2"
+	"github.com/vflux-net/vflux/client"
 	vfnode "github.com/vflux-net/vflux/node"
 	"github.com/vflux-net/vflux/params"
 )
@@ -33,7 +34,7 @@ var queryCommand = &cli.Command{
 	Name:      "query",
 	Usage:     "Ask a vflux server over discv5 TALKREQ what capacity token amounts would buy",
 	ArgsUsage: "<enr|enode URL>",
-	Flags:     []cli.Flag{amountsFlag, queryBiasFlag, serviceFlag, timeoutFlag},
+	Flags:     append([]cli.Flag{amountsFlag, queryBiasFlag, serviceFlag, timeoutFlag}, identityFlags...),
 	Action:    runQuery,
 }
 
@@ -50,30 +51,50 @@ func runQuery(ctx *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	amounts, err := parseAmounts(ctx)
+	if err != nil {
+		return err
+	}
+	key, _, _, err := clientKey(ctx)
+	if err != nil {
+		return err
+	}
+	c, err := client.New(client.Config{
+		PrivateKey:   key,
+		ListenIP:     client.ListenIPFor(server),
+		Service:      ctx.String(serviceFlag.Name),
+		Bias:         ctx.Duration(queryBiasFlag.Name),
+		QueryTimeout: ctx.Duration(timeoutFlag.Name),
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	offer, err := c.QueryAmounts(ctx.Context, server, amounts)
+	if err != nil {
+		return err
+	}
+	printQueryResult(ctx.App.Writer, server.URLv4(), c.Self().ID(), offer)
+	return nil
+}
+
+// parseAmounts reads --amounts.
+func parseAmounts(ctx *cli.Context) ([]*big.Int, error) {
 	var amounts []*big.Int
 	for _, s := range splitList(ctx.String(amountsFlag.Name)) {
 		a, err := vfnode.ParseTokenAmount(s)
 		if err != nil {
-			return fmt.Errorf("--amounts: %w", err)
+			return nil, fmt.Errorf("--amounts: %w", err)
 		}
 		amounts = append(amounts, a)
 	}
-	q, err := vfnode.QuerierFor(server)
-	if err != nil {
-		return err
+	if len(amounts) == 0 || len(amounts) > params.MaxCapQueryAmounts {
+		return nil, fmt.Errorf("--amounts: give 1 to %d amounts, got %d", params.MaxCapQueryAmounts, len(amounts))
 	}
-	defer q.Close()
-	qctx, cancel := context.WithTimeout(ctx.Context, ctx.Duration(timeoutFlag.Name))
-	defer cancel()
-	res, err := q.Query(qctx, server, ctx.String(serviceFlag.Name), amounts, ctx.Duration(queryBiasFlag.Name))
-	if err != nil {
-		return err
-	}
-	printQueryResult(ctx.App.Writer, server.URLv4(), res)
-	return nil
+	return amounts, nil
 }
 
-func printQueryResult(w io.Writer, server string, res *vfnode.QueryResult) {
+func printQueryResult(w io.Writer, server string, self enode.ID, res *client.Offer) {
 	fmt.Fprintf(w, "vflux server %s\n\n", server)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "tokens added\tcapacity\t")
@@ -94,7 +115,9 @@ func printQueryResult(w io.Writer, server string, res *vfnode.QueryResult) {
 		fmt.Fprintf(w, "expiration      positive %s, negative %s\n", describeTC(info.PosExpirationTC), describeTC(info.NegExpirationTC))
 	}
 	if bal := res.Balance; bal != nil {
-		fmt.Fprintf(w, "your balance    %d tokens (negative %d)\n", bal.Pos, bal.Neg)
+		fmt.Fprintf(w, "your balance    %d tokens (negative %d) for node ID %s\n", bal.Pos, bal.Neg, self)
+	} else {
+		fmt.Fprintf(w, "your balance    not disclosed by this server (node ID %s)\n", self)
 	}
 }
 
