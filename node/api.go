@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/big"
 	"time"
 
 	"github.com/ethereum/go-ethereum/p2p/enode"
@@ -191,17 +190,20 @@ func (a *API) clientInfos(ids []enode.ID) (map[string]ClientInfo, error) {
 }
 
 // AddBalance adds amount (negative to take tokens away) to a client's
-// positive balance and returns [old, new]. The change is on disk when the
-// call returns.
-func (a *API) AddBalance(id string, amount *big.Int) ([2]uint64, error) {
+// positive balance and returns [old, new]. The amount is a JSON number or a
+// string ParseTokenAmount takes. Taking away more than the balance holds is
+// ErrBalanceTooLow unless opts asks to clamp (then the balance ends at 0).
+// The change is on disk when the call returns.
+func (a *API) AddBalance(id string, amount Amount, opts *AddBalanceOptions) ([2]uint64, error) {
 	nodeID, err := ParseNodeID(id)
 	if err != nil {
 		return [2]uint64{}, err
 	}
-	amt, err := parseAmount(amount)
+	amt, err := ParseBalanceChange(string(amount))
 	if err != nil {
 		return [2]uint64{}, err
 	}
+	clamp := opts != nil && opts.Clamp
 	if err := a.checkRunning(); err != nil {
 		return [2]uint64{}, err
 	}
@@ -209,13 +211,30 @@ func (a *API) AddBalance(id string, amount *big.Int) ([2]uint64, error) {
 	if c, ok := a.s.clients.get(nodeID); ok {
 		freeID = c.freeID
 	}
-	oldBal, newBal, err := a.s.pool.AddBalance(nodeID, freeID, amt)
+	// The check and the change are one balance operation, so spending in
+	// between cannot turn a refused removal into a clamped one.
+	var oldBal, newBal uint64
+	ran := false
+	a.s.pool.BalanceOperation(nodeID, freeID, func(op clientpool.AtomicBalanceOperator) {
+		ran = true
+		oldBal, _ = op.GetBalance()
+		if amt < 0 && !clamp && uint64(-(amt+1)) >= oldBal { // -amt > oldBal, without overflow
+			err = fmt.Errorf("%w: cannot take %d tokens from %s, its balance holds %d (ask to clamp to empty it: RPC option {\"clamp\": true}, command line --clamp)",
+				ErrBalanceTooLow, -amt, nodeID.TerminalString(), oldBal)
+			newBal = oldBal
+			return
+		}
+		oldBal, newBal, err = op.AddBalance(amt)
+	})
 	switch {
-	case errors.Is(err, clientpool.ErrStopped):
+	case !ran:
 		return [2]uint64{}, ErrNotServing
+	case errors.Is(err, ErrBalanceTooLow):
+		return [2]uint64{}, err
 	case err != nil: // including a failed database write: the top-up did not happen
 		return [2]uint64{}, fmt.Errorf("add %d tokens to %s: %w", amt, nodeID.TerminalString(), err)
 	}
+	a.s.logTopUp(nodeID, amt, oldBal, newBal)
 	return [2]uint64{oldBal, newBal}, nil
 }
 

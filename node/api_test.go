@@ -31,7 +31,7 @@ func TestAPIRejectsBadArgumentsWithClearErrors(t *testing.T) {
 	}{
 		{"a malformed node ID", "vflux_clientInfo", []interface{}{[]string{"nothex"}}, "neither 64 hex digits"},
 		{"a short node ID", "vflux_addBalance", []interface{}{"0x1234", 5}, "neither 64 hex digits"},
-		{"a malformed enode URL", "vflux_clientInfo", []interface{}{[]string{"enode://zz@1.2.3.4:5"}}, "invalid argument: node"},
+		{"a malformed enode URL", "vflux_clientInfo", []interface{}{[]string{"enode://zz@1.2.3.4:5"}}, "invalid argument: not a valid ENR or enode URL"},
 		{"no IDs at all", "vflux_clientInfo", []interface{}{[]string{}}, "no node IDs"},
 		{"an amount above 2^63", "vflux_addBalance", []interface{}{id, tooBig}, "out of range"},
 		{"an amount below -2^63", "vflux_addBalance", []interface{}{id, new(big.Int).Neg(tooBig)}, "out of range"},

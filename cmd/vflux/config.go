@@ -15,7 +15,6 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 	gethnode "github.com/ethereum/go-ethereum/node"
 	"github.com/ethereum/go-ethereum/p2p"
-	"github.com/ethereum/go-ethereum/p2p/enode"
 	"github.com/ethereum/go-ethereum/p2p/nat"
 	"github.com/ethereum/go-ethereum/rpc"
 	"github.com/urfave/cli/v2"
@@ -326,9 +325,9 @@ func gethConfig(cfg *fileConfig) (*gethnode.Config, error) {
 		gc.P2P.NAT = natif
 	}
 	for _, url := range n.P2P.BootstrapNodes {
-		bn, err := enode.Parse(enode.ValidSchemes, url)
+		bn, err := vfnode.ParseNodeURL(url)
 		if err != nil {
-			return nil, fmt.Errorf("invalid bootnode %q: %w", url, err)
+			return nil, fmt.Errorf("--bootnodes: %w", err)
 		}
 		gc.P2P.BootstrapNodesV5 = append(gc.P2P.BootstrapNodesV5, bn)
 	}

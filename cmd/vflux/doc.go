@@ -14,5 +14,14 @@
 //     node.Query;
 //   - balance get/add and clients (rpccmds.go) call the node's "vflux" RPC
 //     namespace through node.DialRPC;
+//   - attach (attach.go) is go-ethereum's JavaScript console on a node's RPC,
+//     with the vflux namespace from vflux.js (embedded; the same file serves
+//     `geth attach --preload`);
 //   - devnet (devnet.go) starts node.RunDevnet on loopback.
+//
+// Input the user types is checked before anything is dialled, by the
+// functions the node uses too (node.ParseNodeID, node.ParseBalanceChange), so
+// the command line and the RPC accept and refuse the same things in the same
+// words. usage.go turns flag parse errors and flags placed after arguments
+// into messages that say what to type.
 package main

@@ -46,12 +46,13 @@ func newApp() *cli.App {
 			return setupLogging(ctx, os.Stderr)
 		},
 		OnUsageError: func(ctx *cli.Context, err error, _ bool) error {
-			return fmt.Errorf("%w (see 'vflux --help')", err)
+			return fmt.Errorf("%w (see 'vflux --help')", usageError(nodeFlags, err))
 		},
 	}
 	for _, hook := range appHooks {
 		hook(app)
 	}
+	setUsageErrors(app.Commands)
 	return app
 }
 

@@ -28,6 +28,9 @@ func init() {
 
 // runNode is the default action: run a node until SIGINT/SIGTERM.
 func runNode(ctx *cli.Context) error {
+	if err := flagsAfterArgs(ctx); err != nil {
+		return err
+	}
 	if ctx.Args().Present() {
 		return fmt.Errorf("unknown command %q (see 'vflux --help')", ctx.Args().First())
 	}
