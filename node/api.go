@@ -298,6 +298,7 @@ func (a *API) SetDefaultParams(p map[string]interface{}) error {
 	}
 	s.posPrices, s.negPrices = u.apply(s.posPrices, s.negPrices)
 	s.pool.SetDefaultFactors(s.posPrices.PoolFactors(), s.negPrices.PoolFactors())
+	s.log.Info("Default prices changed", "positive", fmt.Sprintf("%+v", s.posPrices), "negative", fmt.Sprintf("%+v", s.negPrices))
 	return nil
 }
 
@@ -312,8 +313,10 @@ func (a *API) SetConnectedBias(seconds uint64) error {
 	if s.stopped {
 		return ErrNotServing
 	}
+	old := s.bias
 	s.bias = time.Duration(seconds) * time.Second
 	s.pool.SetConnectedBias(s.bias)
+	s.log.Info("Connected bias changed", "bias", fmt.Sprintf("%v -> %v", old, s.bias))
 	return nil
 }
 
@@ -329,7 +332,9 @@ func (a *API) SetLimits(count, capacity uint64) error {
 	if err := a.checkRunning(); err != nil {
 		return err
 	}
+	oldCount, oldCap := a.s.pool.Limits()
 	a.s.pool.SetLimits(count, capacity)
+	a.s.logLimits(oldCount, oldCap, count, capacity)
 	return nil
 }
 

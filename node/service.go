@@ -41,7 +41,11 @@ type Service struct {
 	posPrices, negPrices Prices
 	bias                 time.Duration
 	quit                 chan struct{}
-	loopDone             chan struct{}
+	loopDone, logDone    chan struct{}
+
+	// statusArmed, set by tests before Start, receives after the log loop
+	// armed its status timer (so a test can move a simulated clock past it).
+	statusArmed chan struct{}
 }
 
 // New sets vflux serving up on stack, which must not have been started:
@@ -131,6 +135,8 @@ func (s *Service) Start() error {
 	s.pool.Start()
 	s.loopDone = make(chan struct{})
 	go s.metricsLoop(s.loopDone)
+	s.logDone = make(chan struct{})
+	go s.logLoop(s.logDone)
 	srv := s.stack.Server()
 	if disc := srv.DiscoveryV5(); disc != nil {
 		disc.RegisterTalkHandler(params.TalkProtocolID, talkHandler(s.server))
@@ -162,6 +168,7 @@ func (s *Service) Stop() error {
 	close(s.quit)
 	if s.loopDone != nil {
 		<-s.loopDone
+		<-s.logDone
 	}
 	s.pool.Stop()
 	if err := s.db.Close(); err != nil {

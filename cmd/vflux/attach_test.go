@@ -36,6 +36,15 @@ func TestAttachExecCallsTheVfluxNamespaceOfARunningNode(t *testing.T) {
 	if err != nil || !strings.Contains(out, "pricing/balance: 2500000000000") {
 		t.Errorf("vflux.clientInfo after the top-up: %v\n%s", err, out)
 	}
+	// Taking more than the balance holds needs --clamp.
+	_, stderr, err = runVflux(t, "balance", "add", "--datadir", dir, e2eSomeID, "-3e12")
+	if err == nil || !strings.Contains(stderr, "balance too low") || !strings.Contains(stderr, "--clamp") {
+		t.Errorf("removing 3e12 of 2.5e12 tokens: %v\n%s", err, stderr)
+	}
+	out, stderr, err = runVflux(t, "balance", "add", "--datadir", dir, "--clamp", e2eSomeID, "-3e12")
+	if err != nil || !strings.Contains(out, "balance 2500000000000 -> 0") {
+		t.Errorf("balance add --clamp: %v\n%s%s", err, out, stderr)
+	}
 	// admin and web3 are there as in geth's console.
 	out, _, err = runVflux(t, "attach", "--exec", "admin.nodeInfo.enode", ipc)
 	if err != nil || !strings.Contains(out, "enode://") {

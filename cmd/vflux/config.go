@@ -64,6 +64,8 @@ type metricsSection struct {
 
 type logSection struct {
 	Verbosity int
+	Format    string // terminal, logfmt or json
+	Vmodule   string `toml:",omitempty"`
 }
 
 func defaultFileConfig() fileConfig {
@@ -81,7 +83,7 @@ func defaultFileConfig() fileConfig {
 		},
 		Vflux:   vfnode.DefaultConfig(),
 		Metrics: metricsSection{HTTP: params.DefaultMetricsAddr, Port: params.DefaultMetricsPort},
-		Log:     logSection{Verbosity: params.DefaultVerbosity},
+		Log:     logSection{Verbosity: params.DefaultVerbosity, Format: "terminal"},
 	}
 }
 
@@ -216,6 +218,17 @@ func applyNodeFlags(ctx *cli.Context, cfg *fileConfig) error {
 	}
 	if ctx.IsSet(verbosityFlag.Name) {
 		cfg.Log.Verbosity = ctx.Int(verbosityFlag.Name)
+	}
+	if ctx.IsSet(logFormatFlag.Name) {
+		cfg.Log.Format = ctx.String(logFormatFlag.Name)
+	}
+	if ctx.IsSet(vmoduleFlag.Name) {
+		cfg.Log.Vmodule = ctx.String(vmoduleFlag.Name)
+	}
+	switch cfg.Log.Format {
+	case "", "terminal", "logfmt", "json":
+	default:
+		return fmt.Errorf("log format %q: use terminal, logfmt or json", cfg.Log.Format)
 	}
 	if cfg.Log.Verbosity < 0 || cfg.Log.Verbosity > 5 {
 		return fmt.Errorf("verbosity %d out of range: use 0 (silent) to 5 (trace)", cfg.Log.Verbosity)

@@ -90,7 +90,7 @@ var nodeFlags = []cli.Flag{
 	wsFlag, wsAddrFlag, wsPortFlag, wsAPIFlag,
 	listenAddrFlag, portFlag, discPortFlag, natFlag, bootnodesFlag, nodeKeyFlag, nodeKeyHexFlag,
 	maxPeersFlag, noDiscoverFlag,
-	metricsFlag, metricsAddrFlag, metricsPortFlag, verbosityFlag,
+	metricsFlag, metricsAddrFlag, metricsPortFlag, verbosityFlag, logFormatFlag, vmoduleFlag,
 	serveFlag, maxClientsFlag, capacityFlag, minCapFlag, biasFlag, inactiveFlag, maxInactiveFlag,
 	priceTimeFlag, priceCapacityFlag, priceRequestFlag,
 	negPriceTimeFlag, negPriceCapacityFlag, negPriceRequestFlag,

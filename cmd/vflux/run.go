@@ -38,8 +38,8 @@ func runNode(ctx *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if !ctx.IsSet(verbosityFlag.Name) {
-		setLogVerbosity(os.Stderr, cfg.Log.Verbosity, false)
+	if err := applyLogConfig(os.Stderr, logConfig(cfg.Log)); err != nil { // the config file's [Log], flags over it
+		return err
 	}
 	gc, err := gethConfig(cfg)
 	if err != nil {
