@@ -234,6 +234,7 @@ func (a *API) AddBalance(id string, amount Amount, opts *AddBalanceOptions) ([2]
 	case err != nil: // including a failed database write: the top-up did not happen
 		return [2]uint64{}, fmt.Errorf("add %d tokens to %s: %w", amt, nodeID.TerminalString(), err)
 	}
+	countTopUp(oldBal, newBal)
 	a.s.logTopUp(nodeID, amt, oldBal, newBal)
 	return [2]uint64{oldBal, newBal}, nil
 }

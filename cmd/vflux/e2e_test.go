@@ -122,8 +122,8 @@ func TestNodeWithoutDiscoveryServesRLPxAndQueryFailsClearly(t *testing.T) {
 	defer poll.Stop()
 	for {
 		body := scrape(t, metricsURL)
-		if strings.Contains(body, "vflux_server_active_count 1\n") {
-			if !strings.Contains(body, "vflux_server_clientEvent_connected") {
+		if strings.Contains(body, "vflux_clients_active 1\n") {
+			if !strings.Contains(body, "vflux_clients_connected_total") {
 				t.Errorf("no clientEvent meters on the Prometheus endpoint")
 			}
 			break

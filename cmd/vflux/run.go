@@ -61,6 +61,9 @@ func runNode(ctx *cli.Context) error {
 	}
 	if cfg.Metrics.Enabled {
 		metrics.Enable()
+		// Go runtime and process metrics (system_cpu_*, system_memory_*,
+		// system_disk_*), as geth collects them.
+		go metrics.CollectProcessMetrics(3 * time.Second)
 		srv, err := startMetricsServer(cfg.Metrics.HTTP, cfg.Metrics.Port)
 		if err != nil {
 			return err
