@@ -278,6 +278,12 @@ func applyVfluxFlags(ctx *cli.Context, c *vfnode.Config) error {
 	if ctx.IsSet(biasFlag.Name) {
 		c.ConnectedBias = ctx.Duration(biasFlag.Name)
 	}
+	if ctx.IsSet(requestRateFlag.Name) {
+		c.RequestRate = ctx.Float64(requestRateFlag.Name)
+	}
+	if ctx.IsSet(maxQueuedCostFlag.Name) {
+		c.MaxQueuedCost = ctx.Uint64(maxQueuedCostFlag.Name)
+	}
 	if ctx.IsSet(inactiveFlag.Name) {
 		c.InactiveAllowance = ctx.Duration(inactiveFlag.Name)
 	}
