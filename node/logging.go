@@ -104,13 +104,16 @@ func (s *Service) logEvent(ev clientpool.Event, stories map[enode.ID]*clientStor
 		s.log.Info("Client deactivated", "client", id, "reason", reason)
 	case clientpool.EventDisconnected:
 		var reason string
+		left := s.clients.takePeerLeft(ev.ID)
 		switch {
-		case s.clients.takePeerLeft(ev.ID):
+		case left && s.stopping.Load():
+			reason = "node stopping"
+		case left:
 			reason = "peer left"
 		case st.exhausted && st.capacity == 0:
 			reason = "evicted: its balance ran out"
 		case st.capacity == 0:
-			reason = "evicted while waiting: allowance ended or room made for a higher-priority client"
+			reason = "evicted while waiting: its allowance ended, or the waiting slots were full and it ranked lowest"
 		default:
 			reason = "evicted"
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common/mclock"
@@ -46,6 +47,9 @@ type Service struct {
 	// statusArmed, set by tests before Start, receives after the log loop
 	// armed its status timer (so a test can move a simulated clock past it).
 	statusArmed chan struct{}
+	// stopping is set when Stop begins: peers closed from then on did not
+	// leave on their own (the log says so).
+	stopping atomic.Bool
 }
 
 // New sets vflux serving up on stack, which must not have been started:
@@ -163,6 +167,7 @@ func (s *Service) Stop() error {
 		return nil
 	}
 	s.stopped = true
+	s.stopping.Store(true)
 	s.server.Stop()
 	s.handler.Stop()
 	close(s.quit)
