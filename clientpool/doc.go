@@ -77,23 +77,53 @@
 // only moves from one decided state to a later one. A top-up (BalanceOperation,
 // AddBalance) is written synchronously, in the same batch as everything queued
 // before it, and only confirmed once on disk; if that write fails, the top-up
-// is undone and returns the error, and the queued values are queued again. A
-// failed background write is logged and queued again too, for the next write
-// (the next decision that queues one, or Stop). Register reads the stored
+// is undone and returns the error, and the queued values are queued again.
+// That batch, and only that one, is written synced (fsynced, so it survives
+// a power loss) when the database's batches implement SyncedBatch, as the
+// node's balance database does; a store that cannot sync (go-ethereum's
+// ethdb/leveldb) makes it survive a process crash only. Everything else is
+// written unsynced: a sync costs about a millisecond of disk time, and what
+// it would protect is forgiven spending, not paid tokens. A failed
+// background write is logged and queued again too, for the next write (the
+// next decision that queues one, or Stop). Register reads the stored
 // balances before taking mu and re-reads under it only when a write to the
 // same key bucket ended in between. Stop writes everything before it returns
 // (a failed write is logged).
 //
-// What a crash can lose: never a confirmed top-up; each stored balance is its
-// last written value plus later top-ups. On a healthy disk the queued tail is
-// at most two batch writes behind (the one being written and the next, about
-// a millisecond each), so a crash forgives at most
-// params.BalancePersistInterval of spending plus that. While a database write
-// hangs, though, the pool keeps serving and queueing (where it used to stall
-// on its lock), so a crash during such a stall also forgives the spending and
-// debt decided during it; the queue stays bounded by the number of clients
-// (newest value per key), and past params.MaxQueuedBalanceWrites keys the pool
-// writes synchronously.
+// What a crash can lose: never a confirmed top-up (nor can a power loss, with
+// a SyncedBatch store); each stored balance is its last written value plus
+// later top-ups. On a healthy disk the queued tail is at most two batch
+// writes behind (the one being written and the next, about a millisecond
+// each), so a crash forgives at most params.BalancePersistInterval of
+// spending plus that. While a database write hangs, though, the pool keeps
+// serving and queueing (where it used to stall on its lock), so a crash
+// during such a stall also forgives the spending and debt decided during it;
+// the queue stays bounded by the number of clients (newest value per key),
+// and past params.MaxQueuedBalanceWrites keys the pool writes synchronously.
+//
+// A failed database read is never read as "no balance" (a balance decided
+// from zero and written back would overwrite a paid one). ethdb has no common
+// not-found error, so a failed Get is told apart by Has: a key Has reports
+// absent is zero, anything else is a failed read. Register then refuses the
+// client (returns nil, as after Stop), BalanceOperation does not run its
+// callback and AddBalance returns the error, a capacity or balance query is
+// not answered, and the sweep leaves the key alone; each is logged, and
+// nothing is written for that client.
+//
+// # The hourly sweep
+//
+// An explicit AddBalance or SetBalance stores its exact result, however small
+// (SPEC 2.5); spending and decay of a connected client's balance drop it at
+// the next write instead (dropSmall). Stored balances of clients that are not
+// connected only decay, and the hourly sweep deletes those that decayed to or
+// below params.BalanceDropThreshold. Two rules keep it from deleting a small
+// top-up: it scans only the balance kinds that expire (time constant not 0;
+// the positive one never does by default), and it deletes a value only once
+// the expiration offset's integer part is past the value's exponent. Every
+// write aligns the exponent to the integer part of the offset at the write
+// (ExpiredValue.Add), so the value has then lost value since it was written;
+// a small value written later in the current whole unit of the offset (at
+// most ln2 times the time constant) waits for a later sweep.
 //
 // A client told to Disconnect leaves the active and inactive sets at once and
 // is never reactivated; its later Unregister only settles and persists its

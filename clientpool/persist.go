@@ -100,6 +100,7 @@ func (p *ClientPool) onPeriodic(gen uint64) {
 		p.lastSweep = now
 	}
 	posL, negL := p.posExp.at(now), p.negExp.at(now)
+	posDecays, negDecays := p.posExp.tc != 0, p.negExp.tc != 0
 	p.armPeriodic()
 	pending := p.pending
 	p.pending = nil
@@ -114,35 +115,55 @@ func (p *ClientPool) onPeriodic(gen uint64) {
 	}
 	acts.run(p)
 	if sweep {
-		p.sweep(posL, negL)
+		p.sweep(posL, negL, posDecays, negDecays)
 	}
 }
 
+// sweepable reports whether the sweep may delete a stored value at offset l:
+// a zero (or corrupt) value, or one that reads at or below the drop threshold
+// and has decayed since it was last written. Every write of a balance aligns
+// its exponent to the integer part of the offset it was written at
+// (ExpiredValue.Add), so once l's integer part is past Exp the value has
+// lost value since that write; before that, a small value may be an explicit
+// top-up that must stay exactly as stored (SPEC 2.5), and is left for a later
+// sweep. See doc.go, "The hourly sweep".
+func sweepable(v ExpiredValue, l LogOffset) bool {
+	if v.IsZero() {
+		return true
+	}
+	return l.integer() > v.Exp && v.Value(l) <= params.BalanceDropThreshold
+}
+
 // sweep deletes stored balances that decayed to or below the drop threshold
-// (measured at the offsets posL, negL) and removes them from the total token
-// amount. The database is scanned without the pool lock; the lock is taken
-// only to re-check and delete the candidates, so a large database does not
-// stall the pool. Balances of connected clients are left to persistAll.
-func (p *ClientPool) sweep(posL, negL LogOffset) {
+// (measured at the offsets posL, negL; see sweepable) and removes them from
+// the total token amount. Only kinds that expire are scanned (posDecays,
+// negDecays): without expiration nothing decays, and a small stored value is
+// an explicit top-up or SetBalance that must stay. The database is scanned
+// without the pool lock; the lock is taken only to re-check and delete the
+// candidates, so a large database does not stall the pool. Balances of
+// connected clients are left to persistAll. A candidate whose re-read fails
+// is left alone.
+func (p *ClientPool) sweep(posL, negL LogOffset, posDecays, negDecays bool) {
 	var (
-		posIDs  []enode.ID
-		negIDs  []string
-		smallAt = func(v ExpiredValue, l LogOffset, corrupt bool) bool {
-			return corrupt || v.Value(l) <= params.BalanceDropThreshold
-		}
+		posIDs []enode.ID
+		negIDs []string
 	)
-	p.st.iterate(posKeyPrefix(), nil, func(suffix []byte, v ExpiredValue, corrupt bool) bool {
-		if len(suffix) == len(enode.ID{}) && smallAt(v, posL, corrupt) {
-			posIDs = append(posIDs, enode.ID(suffix))
-		}
-		return true
-	})
-	p.st.iterate(negKeyPrefix(), nil, func(suffix []byte, v ExpiredValue, corrupt bool) bool {
-		if smallAt(v, negL, corrupt) {
-			negIDs = append(negIDs, string(suffix))
-		}
-		return true
-	})
+	if posDecays {
+		p.st.iterate(posKeyPrefix(), nil, func(suffix []byte, v ExpiredValue, corrupt bool) bool {
+			if len(suffix) == len(enode.ID{}) && (corrupt || sweepable(v, posL)) {
+				posIDs = append(posIDs, enode.ID(suffix))
+			}
+			return true
+		})
+	}
+	if negDecays {
+		p.st.iterate(negKeyPrefix(), nil, func(suffix []byte, v ExpiredValue, corrupt bool) bool {
+			if corrupt || sweepable(v, negL) {
+				negIDs = append(negIDs, string(suffix))
+			}
+			return true
+		})
+	}
 	if len(posIDs) == 0 && len(negIDs) == 0 {
 		return
 	}
@@ -158,7 +179,7 @@ func (p *ClientPool) sweep(posL, negL LogOffset) {
 		if p.clients[id] != nil {
 			continue // connected: persisted with the drop rule by persistAll
 		}
-		if v := p.st.loadPos(id); v.Value(posL) <= params.BalanceDropThreshold { // still small (no top-up since)
+		if v, err := p.st.loadPos(id); err == nil && sweepable(v, posL) { // still small (no top-up since)
 			b.putPos(id, ExpiredValue{})
 			p.total.SubExp(v)
 		}
@@ -167,7 +188,7 @@ func (p *ClientPool) sweep(posL, negL LogOffset) {
 		if p.negs[freeID] != nil {
 			continue
 		}
-		if v := p.st.loadNeg(freeID); v.Value(negL) <= params.BalanceDropThreshold {
+		if v, err := p.st.loadNeg(freeID); err == nil && sweepable(v, negL) {
 			b.putNeg(freeID, ExpiredValue{})
 		}
 	}
@@ -320,36 +341,54 @@ func (op *balanceOp) SetBalance(pos, neg uint64) error {
 // and is returned by it. cb runs with the pool lock held: it must only use the
 // operator and must not call into the pool. A connected client's changed
 // priority takes effect at once (it may be activated, cut or evicted). After
-// Stop, cb is not run.
+// Stop, cb is not run; nor is it when a stored balance it needs cannot be read
+// (logged): nothing is decided on a balance read as zero.
 func (p *ClientPool) BalanceOperation(id enode.ID, freeID string, cb func(AtomicBalanceOperator)) {
+	p.balanceOperation(id, freeID, cb)
+}
+
+// balanceOperation is BalanceOperation; it returns ErrStopped when the pool
+// was stopped and the read error when a stored balance cannot be read, in
+// which cases cb was not run.
+func (p *ClientPool) balanceOperation(id enode.ID, freeID string, cb func(AtomicBalanceOperator)) error {
 	if cb == nil {
-		return
+		return nil
 	}
 	var acts callbacks
 	p.mu.Lock()
 	if p.stopped {
 		p.mu.Unlock()
-		return
+		return ErrStopped
 	}
 	now := p.clock.Now()
 	op := &balanceOp{p: p, id: id, now: now, posF: p.defPos, negF: p.defNeg}
 	c := p.clients[id]
-	if c != nil {
-		if c.settle(now) {
-			p.lostPriority(c, now, &acts)
-		}
-		op.c, op.pos, op.posF, op.negF = c, &c.pos, c.posF, c.negF
-	} else {
-		v := p.st.loadPos(id)
+	var err error
+	if c == nil {
+		var v ExpiredValue
+		v, err = p.st.loadPos(id)
 		op.pos = &v
 	}
 	switch {
+	case err != nil:
 	case c != nil && c.freeID == freeID:
 		op.neg = c.neg
 	case freeID != "" && p.negs[freeID] != nil:
 		op.neg = p.negs[freeID]
 	default:
-		op.neg = &negBalance{freeID: freeID, value: p.st.loadNeg(freeID)}
+		op.neg = &negBalance{freeID: freeID}
+		op.neg.value, err = p.st.loadNeg(freeID)
+	}
+	if err != nil {
+		p.mu.Unlock()
+		log.Error("Balance operation refused: a stored balance cannot be read", "id", id, "freeID", freeID, "err", err)
+		return err
+	}
+	if c != nil {
+		if c.settle(now) {
+			p.lostPriority(c, now, &acts)
+		}
+		op.c, op.pos, op.posF, op.negF = c, &c.pos, c.posF, c.negF
 	}
 	for _, s := range op.neg.clients { // the shared balance is settled before it is changed
 		if s != c && s.settle(now) {
@@ -384,21 +423,39 @@ func (p *ClientPool) BalanceOperation(id enode.ID, freeID string, cb func(Atomic
 	}
 	p.mu.Unlock()
 	acts.run(p)
+	return nil
 }
 
 // AddBalance adds amount (negative to take tokens away) to the positive
 // balance of node id, whose free-client ID is freeID ("" if not connected),
 // and returns the balance before and after. The new balance is on disk when it
 // returns: a failed database write changes nothing and is returned (SPEC 2.5,
-// a paid top-up must survive a crash). After Stop it returns ErrStopped.
+// a paid top-up must survive a crash), and so does a failed read of the
+// balance (nothing is decided on it). After Stop it returns ErrStopped.
 func (p *ClientPool) AddBalance(id enode.ID, freeID string, amount int64) (old, new uint64, err error) {
-	ran := false
-	p.BalanceOperation(id, freeID, func(op AtomicBalanceOperator) {
-		ran = true
-		old, new, err = op.AddBalance(amount)
-	})
-	if !ran {
-		return 0, 0, ErrStopped
+	var opErr error
+	if err := p.balanceOperation(id, freeID, func(op AtomicBalanceOperator) {
+		old, new, opErr = op.AddBalance(amount)
+	}); err != nil {
+		return 0, 0, err
 	}
-	return old, new, err
+	return old, new, opErr
+}
+
+// storedBalances resolves, under the pool lock, the balances Register read
+// ahead for a connecting client: its positive balance and, unless connected
+// clients hold it in memory already, its free ID's negative balance. A failed
+// read is returned: the client is refused rather than served (and later
+// written) with a balance read as zero.
+func (p *ClientPool) storedBalances(freeID string, pos, neg readAhead) (posV, negV ExpiredValue, err error) {
+	if posV, err = p.st.use(pos); err != nil {
+		return ExpiredValue{}, ExpiredValue{}, err
+	}
+	if freeID == "" || p.negs[freeID] != nil {
+		return posV, ExpiredValue{}, nil
+	}
+	if negV, err = p.st.use(neg); err != nil {
+		return ExpiredValue{}, ExpiredValue{}, err
+	}
+	return posV, negV, nil
 }

@@ -191,6 +191,12 @@ func (p *ClientPool) Register(peer Peer) ConnectedBalance {
 		p.mu.Unlock()
 		return nil
 	}
+	pos, neg, err := p.storedBalances(freeID, storedPos, storedNeg)
+	if err != nil { // never decide (and later write) a balance that could not be read
+		p.mu.Unlock()
+		log.Error("Refusing client: its stored balance cannot be read", "id", node.ID(), "err", err)
+		return nil
+	}
 	now := p.clock.Now()
 	p.seq++
 	c := &client{
@@ -198,14 +204,14 @@ func (p *ClientPool) Register(peer Peer) ConnectedBalance {
 		seq: p.seq, registered: true, posF: p.defPos, negF: p.defNeg,
 		activeIx: -1, bestIx: -1, worstIx: -1, lastSettle: now,
 	}
-	c.pos = p.st.use(storedPos)
+	c.pos = pos
 	c.inTotal = c.pos
 	if c.pos.Value(p.posExp.at(now)) == 0 && !c.pos.IsZero() {
 		// decayed away while stored: it never gave priority on this connection
 		c.pos, c.posDirty = ExpiredValue{}, true
 		p.updateTotal(c)
 	}
-	c.neg = p.acquireNeg(c, storedNeg)
+	c.neg = p.acquireNeg(c, neg)
 	p.clients[c.id] = c
 	acts.event(EventConnected, c, now)
 	c.setInactiveKey()
@@ -222,14 +228,15 @@ func (p *ClientPool) Register(peer Peer) ConnectedBalance {
 }
 
 // acquireNeg returns the shared negative balance of c's free ID, taking the
-// stored value (read ahead) when c is the first connected client with that ID.
-func (p *ClientPool) acquireNeg(c *client, stored readAhead) *negBalance {
+// stored value (see storedBalances) when c is the first connected client with
+// that ID.
+func (p *ClientPool) acquireNeg(c *client, stored ExpiredValue) *negBalance {
 	if c.freeID == "" {
 		return &negBalance{clients: []*client{c}}
 	}
 	nb := p.negs[c.freeID]
 	if nb == nil {
-		nb = &negBalance{freeID: c.freeID, value: p.st.use(stored)}
+		nb = &negBalance{freeID: c.freeID, value: stored}
 		p.negs[c.freeID] = nb
 	}
 	nb.clients = append(nb.clients, c)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common/mclock"
+	"github.com/ethereum/go-ethereum/log"
 	"github.com/ethereum/go-ethereum/p2p/enode"
 	"github.com/ethereum/go-ethereum/rlp"
 	"github.com/vflux-net/vflux/params"
@@ -22,14 +23,14 @@ func (p *ClientPool) Handle(id enode.ID, freeID, name string, data []byte) []byt
 	switch name {
 	case vflux.CapacityQueryName:
 		var req vflux.CapacityQueryReq
-		if err := rlp.DecodeBytes(data, &req); err != nil || len(req.AddTokens) == 0 || len(req.AddTokens) > params.MaxCapQueryAmounts {
+		if err := vflux.DecodeCapacityQueryReq(data, &req); err != nil || len(req.AddTokens) == 0 || len(req.AddTokens) > params.MaxCapQueryAmounts {
 			return nil
 		}
 		r := p.capacityQuery(id, freeID, &req)
 		if r == nil {
 			return nil
 		}
-		reply = r
+		return vflux.EncodeCapacityQueryReply(r)
 	case vflux.BalanceQueryName:
 		if !emptyParams(data) {
 			return nil
@@ -84,6 +85,12 @@ func (p *ClientPool) capacityQuery(id enode.ID, freeID string, req *vflux.Capaci
 		return reply
 	}
 	now := p.clock.Now()
+	b, c, err := p.balanceView(id, freeID, now)
+	if err != nil { // no answer rather than one computed from a balance read as zero
+		p.mu.Unlock()
+		log.Debug("Capacity query not answered: a stored balance cannot be read", "id", id, "err", err)
+		return nil
+	}
 	bias = maxDuration(bias, p.bias)
 	var snap *curveSnapshot
 	cv := p.curve
@@ -91,7 +98,6 @@ func (p *ClientPool) capacityQuery(id enode.ID, freeID string, req *vflux.Capaci
 		snap = p.snapshotCurve(now)
 		cv = snap.curve
 	}
-	b, c := p.balanceView(id, freeID, now)
 	xIdx := curveIndex(cv, c)
 	rival := p.waitingRival(now, c)
 	p.mu.Unlock()
@@ -121,32 +127,45 @@ func (p *ClientPool) balanceQuery(id enode.ID, freeID string) (vflux.BalanceRepl
 	if p.stopped {
 		return vflux.BalanceReply{}, false
 	}
-	b, _ := p.balanceView(id, freeID, p.clock.Now())
+	b, _, err := p.balanceView(id, freeID, p.clock.Now())
+	if err != nil {
+		log.Debug("Balance query not answered: a stored balance cannot be read", "id", id, "err", err)
+		return vflux.BalanceReply{}, false
+	}
 	return vflux.BalanceReply{Pos: b.pos, Neg: b.neg}, true
 }
 
 // balanceView returns the balances of node id with free-client ID freeID as
 // BalanceOperation would see them: live values of a registered client and of
 // a negative balance shared by connected clients (including unsettled time
-// cost), stored values otherwise. It also returns the registered client.
-func (p *ClientPool) balanceView(id enode.ID, freeID string, now mclock.AbsTime) (balSnap, *client) {
+// cost), stored values otherwise. It also returns the registered client, or
+// the error of a stored balance that cannot be read.
+func (p *ClientPool) balanceView(id enode.ID, freeID string, now mclock.AbsTime) (balSnap, *client, error) {
 	c := p.clients[id]
 	var b balSnap
 	if c != nil {
 		b = c.snapAt(now)
 		if c.freeID == freeID {
-			return b, c
+			return b, c, nil
 		}
 	} else {
-		b = balSnap{pos: p.st.loadPos(id).Value(p.posExp.at(now)), posTau: p.posExp.tauNs(), posF: p.defPos, negF: p.defNeg}
+		pos, err := p.st.loadPos(id)
+		if err != nil {
+			return balSnap{}, nil, err
+		}
+		b = balSnap{pos: pos.Value(p.posExp.at(now)), posTau: p.posExp.tauNs(), posF: p.defPos, negF: p.defNeg}
 	}
 	b.neg = 0
 	if nb := p.negs[freeID]; nb != nil && freeID != "" && len(nb.clients) > 0 {
 		b.neg = nb.clients[0].snapAt(now).neg
 	} else {
-		b.neg = p.st.loadNeg(freeID).Value(p.negExp.at(now))
+		neg, err := p.st.loadNeg(freeID)
+		if err != nil {
+			return balSnap{}, nil, err
+		}
+		b.neg = neg.Value(p.negExp.at(now))
 	}
-	return b, c
+	return b, c, nil
 }
 
 // serverInfo answers "info". Factors travel in thousandths of a token: time

@@ -50,12 +50,27 @@ func posKeyPrefix() []byte           { return dbKey(posPrefix, nil) }
 func negKeyPrefix() []byte           { return dbKey(negPrefix, nil) }
 func idFromPosKey(k []byte) enode.ID { var id enode.ID; copy(id[:], k[2+len(posPrefix):]); return id }
 
+// SyncedBatch is an optional interface of the batches of a balance database:
+// WriteSync writes the batch atomically and returns once it is on durable
+// storage (fsynced), so it survives a power loss. The pool writes the batch
+// of a top-up (AddBalance, SetBalance) with WriteSync when the database's
+// batches have it, and everything else with Write. go-ethereum's memorydb and
+// ethdb/leveldb batches do not have it (the latter cannot sync at all); the
+// node's balance database does. ethdb's SyncKeyValue after Write is not used
+// instead: a store that can only sync a write as it is made (goleveldb) has
+// no way to implement it.
+type SyncedBatch interface {
+	ethdb.Batch
+	WriteSync() error
+}
+
 // store reads and writes balances. Reads go to the database; writes are
 // collected into batches by the pool (under the pool lock) and handed to the
 // store in decision order. A batch is either written at once (write: a top-up
-// must be on disk before it is confirmed) or queued (queue: spending, debt and
-// sweeps), and a background writer goroutine writes the queued batches after
-// the pool lock is released, so disk writes do not hold up the pool.
+// must be on disk before it is confirmed; synced when the database's batches
+// are SyncedBatches) or queued (queue: spending, debt and sweeps), and a
+// background writer goroutine writes the queued batches after the pool lock
+// is released, so disk writes do not hold up the pool.
 //
 // Queued writes are kept per key, newest value only, until they are on disk;
 // every read looks there first, so the pool always reads what it decided last.
@@ -124,24 +139,43 @@ func decodeValue(key, enc []byte) ExpiredValue {
 	return v
 }
 
-// loadValue reads one expired value as last decided: a queued write if there
-// is one, else the database. A missing key is zero.
-func (s *store) loadValue(key []byte) ExpiredValue {
-	if enc, ok := s.pendingValue(key); ok {
-		return decodeValue(key, enc)
-	}
+// get reads key from the database. A missing key is (nil, nil); any other
+// failed read is an error, never "no balance": a balance computed from a
+// zero read and written back would overwrite a paid one. ethdb has no common
+// not-found error (memorydb's is unexported, LevelDB returns goleveldb's), so
+// a failed Get is classified by Has: a key that Has reports absent without an
+// error is missing; a key that is there, or a Has that fails too, is a failed
+// read.
+func (s *store) get(key []byte) ([]byte, error) {
 	enc, err := s.db.Get(key)
-	if err != nil {
-		return ExpiredValue{}
+	if err == nil {
+		return enc, nil
 	}
-	return decodeValue(key, enc)
+	if has, herr := s.db.Has(key); herr == nil && !has {
+		return nil, nil
+	}
+	return nil, fmt.Errorf("read balance %x: %w", key, err)
 }
 
-func (s *store) loadPos(id enode.ID) ExpiredValue { return s.loadValue(posKey(id)) }
+// loadValue reads one expired value as last decided: a queued write if there
+// is one, else the database. A missing key is zero; a failed read is an error
+// (the caller must then not decide anything for that key).
+func (s *store) loadValue(key []byte) (ExpiredValue, error) {
+	if enc, ok := s.pendingValue(key); ok {
+		return decodeValue(key, enc), nil
+	}
+	enc, err := s.get(key)
+	if err != nil {
+		return ExpiredValue{}, err
+	}
+	return decodeValue(key, enc), nil
+}
 
-func (s *store) loadNeg(freeID string) ExpiredValue {
+func (s *store) loadPos(id enode.ID) (ExpiredValue, error) { return s.loadValue(posKey(id)) }
+
+func (s *store) loadNeg(freeID string) (ExpiredValue, error) {
 	if freeID == "" {
-		return ExpiredValue{}
+		return ExpiredValue{}, nil
 	}
 	return s.loadValue(negKey(freeID))
 }
@@ -151,6 +185,7 @@ func (s *store) loadNeg(freeID string) ExpiredValue {
 type readAhead struct {
 	key   []byte // nil: nothing read (the value is zero)
 	enc   []byte
+	err   error // the read failed
 	stamp uint64
 }
 
@@ -160,18 +195,19 @@ func (s *store) readAhead(key []byte) readAhead {
 	s.mu.Lock()
 	stamp := s.stamps[stampBucket(key)]
 	s.mu.Unlock()
-	enc, _ := s.db.Get(key) // a missing key (or a failed read) reads as zero, as in loadValue
-	return readAhead{key: key, enc: enc, stamp: stamp}
+	enc, err := s.get(key)
+	return readAhead{key: key, enc: enc, err: err, stamp: stamp}
 }
 
 // use returns the value of r's key as last decided, called with the pool lock
 // held: a queued write if there is one; else the value read ahead if no
 // database write to its bucket ended since (a write ends before its values
 // leave the queue, so an unchanged stamp means the read saw it); else a new
-// read.
-func (s *store) use(r readAhead) ExpiredValue {
+// read. A failed read (ahead, when it is the one used, or the new one) is
+// returned as an error.
+func (s *store) use(r readAhead) (ExpiredValue, error) {
 	if r.key == nil {
-		return ExpiredValue{}
+		return ExpiredValue{}, nil
 	}
 	s.mu.Lock()
 	enc, pending := s.pendingLocked(r.key)
@@ -179,9 +215,11 @@ func (s *store) use(r readAhead) ExpiredValue {
 	s.mu.Unlock()
 	switch {
 	case pending:
-		return decodeValue(r.key, enc)
+		return decodeValue(r.key, enc), nil
+	case fresh && r.err != nil:
+		return ExpiredValue{}, r.err
 	case fresh:
-		return decodeValue(r.key, r.enc)
+		return decodeValue(r.key, r.enc), nil
 	default:
 		return s.loadValue(r.key)
 	}
@@ -339,7 +377,7 @@ func (s *store) runWriter() {
 
 // flush writes everything queued, and then extra (newer than anything queued:
 // a synchronous batch, whose caller holds the pool lock), as one atomic
-// database batch. Writes are serialised by writeMu, so the database sees
+// database batch; with extra (a top-up) it is written synced (SyncedBatch). Writes are serialised by writeMu, so the database sees
 // batches in the order they were queued. The queued values stay readable (in
 // writing) until the write ended; extra needs not be, as nobody reads pool
 // state while its caller holds the pool lock. When the write fails, nothing
@@ -356,7 +394,7 @@ func (s *store) flush(extra []batchEntry) error {
 	s.writing, s.queued = s.queued, s.writing
 	s.mu.Unlock()
 
-	err := s.writeEntries(s.writing, extra)
+	err := s.writeEntries(s.writing, extra, len(extra) > 0)
 
 	s.mu.Lock()
 	s.flushes++
@@ -405,9 +443,10 @@ func (s *store) requeueLocked() {
 	}
 }
 
-// writeEntries writes the values and then extra as one database batch. Only
-// flush calls it (with writeMu held); entries is not changed while it runs.
-func (s *store) writeEntries(entries map[string][]byte, extra []batchEntry) error {
+// writeEntries writes the values and then extra as one database batch, with
+// WriteSync when synced and the batch has it. Only flush calls it (with
+// writeMu held); entries is not changed while it runs.
+func (s *store) writeEntries(entries map[string][]byte, extra []batchEntry, synced bool) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	put := func(k, enc []byte) error {
@@ -426,7 +465,11 @@ func (s *store) writeEntries(entries map[string][]byte, extra []batchEntry) erro
 			return fmt.Errorf("store balance %x: %w", e.key, err)
 		}
 	}
-	if err := b.Write(); err != nil {
+	write := b.Write
+	if sb, ok := b.(SyncedBatch); ok && synced {
+		write = sb.WriteSync
+	}
+	if err := write(); err != nil {
 		return fmt.Errorf("write balance batch (%d keys): %w", len(entries)+len(extra), err)
 	}
 	return nil

@@ -66,8 +66,8 @@ func TestAReadAheadTakenWhileItsKeyIsBeingWrittenIsReReadAfterTheWrite(t *testin
 	r := st.readAhead(posKey(id)) // the disk still holds 100
 	db.open()
 	st.writers.Wait() // 200 is on disk, nothing pending
-	if got := st.use(r); got.Value(0) != 200 {
-		t.Fatalf("use = %d after the write ended, want 200", got.Value(0))
+	if got, err := st.use(r); err != nil || got.Value(0) != 200 {
+		t.Fatalf("use = %d, %v after the write ended, want 200", got.Value(0), err)
 	}
 }
 

@@ -244,9 +244,9 @@ func TestAReadAheadIsReusedOnlyWhileNoWriteToItsKeyEnded(t *testing.T) {
 			r := st.readAhead(posKey(id))
 			tc.between(st)
 			before := db.gets.Load()
-			got := st.use(r)
-			if got.Value(0) != tc.want {
-				t.Errorf("use = %d, want %d", got.Value(0), tc.want)
+			got, err := st.use(r)
+			if err != nil || got.Value(0) != tc.want {
+				t.Errorf("use = %d, %v; want %d", got.Value(0), err, tc.want)
 			}
 			if reads := db.gets.Load() - before; reads != tc.wantReads {
 				t.Errorf("use read the database %d times, want %d", reads, tc.wantReads)

@@ -226,8 +226,17 @@ func (a *API) AddBalance(id string, amount Amount, opts *AddBalanceOptions) ([2]
 		}
 		oldBal, newBal, err = op.AddBalance(amt)
 	})
+	if !ran {
+		// The pool ran nothing: it stopped, or a stored balance cannot be
+		// read. BalanceOperation does not say which; a no-op AddBalance
+		// (which does) asks again.
+		_, _, err = a.s.pool.AddBalance(nodeID, freeID, 0)
+		if err == nil {
+			err = errors.New("a stored balance could not be read a moment ago (see the node's log); nothing changed, try again")
+		}
+	}
 	switch {
-	case !ran:
+	case errors.Is(err, clientpool.ErrStopped):
 		return [2]uint64{}, ErrNotServing
 	case errors.Is(err, ErrBalanceTooLow):
 		return [2]uint64{}, err

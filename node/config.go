@@ -159,9 +159,37 @@ func (c Config) ExpirationTCs() (pos, neg uint64) {
 	return uint64(c.PosExpiration / time.Second), uint64(c.NegExpiration / time.Second)
 }
 
-// maxSaneClients bounds MaxClients and MaxInactive so that slot arithmetic
-// cannot overflow and a typo does not reserve a billion peer slots.
-const maxSaneClients = 1 << 20
+// maxSaneClients bounds MaxClients and MaxInactive (params.ClientsLimit).
+const maxSaneClients = params.ClientsLimit
+
+// outOfRange is the error for a size-like setting outside its bounds: it
+// names the config key verbatim and the allowed range.
+func outOfRange(key string, v, lo, hi any, unit string) error {
+	return fmt.Errorf("%w: %s %v is out of range: allowed %v to %v%s", ErrInvalidConfig, key, v, lo, hi, unit)
+}
+
+// checkSizes bounds the settings that size memory, files or arithmetic
+// (params.DatabaseCacheLimit and the constants next to it say why).
+func (c Config) checkSizes() error {
+	switch {
+	case c.MaxClients == 0 || c.MaxClients > maxSaneClients:
+		return outOfRange("MaxClients (--vflux.maxclients)", c.MaxClients, 1, maxSaneClients, "")
+	case c.MaxInactive > maxSaneClients:
+		return outOfRange("MaxInactive (--vflux.maxinactive)", c.MaxInactive, 0, maxSaneClients, " (0 = maxclients)")
+	case c.DatabaseCache < 0 || c.DatabaseCache > params.DatabaseCacheLimit:
+		return outOfRange("DatabaseCache", c.DatabaseCache, 0, params.DatabaseCacheLimit,
+			fmt.Sprintf(" MiB (below %d means %d)", params.MinDatabaseCache, params.MinDatabaseCache))
+	case c.DatabaseHandles < 0 || c.DatabaseHandles > params.DatabaseHandlesLimit:
+		return outOfRange("DatabaseHandles", c.DatabaseHandles, 0, params.DatabaseHandlesLimit,
+			fmt.Sprintf(" (below %d means %d)", params.MinDatabaseHandles, params.MinDatabaseHandles))
+	case c.MaxQueuedCost > params.MaxQueuedCostLimit:
+		return outOfRange("MaxQueuedCost", c.MaxQueuedCost, 0, params.MaxQueuedCostLimit,
+			fmt.Sprintf(" (0 = %d)", params.DefaultMaxQueuedCost))
+	case math.IsNaN(c.RequestRate) || c.RequestRate != 0 && (c.RequestRate < params.MinRequestRate || c.RequestRate > params.MaxRequestRate):
+		return outOfRange("RequestRate", c.RequestRate, params.MinRequestRate, params.MaxRequestRate, " requests per second, or 0 for unlimited")
+	}
+	return nil
+}
 
 // Validate checks the config and returns an error wrapping ErrInvalidConfig
 // that names the offending setting.
@@ -173,12 +201,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: service name %q contains ':'", ErrInvalidConfig, c.ServiceName)
 	case c.ServiceName == params.LegacyServiceName:
 		return fmt.Errorf("%w: service name %q is reserved for legacy clients", ErrInvalidConfig, c.ServiceName)
-	case c.MaxClients == 0:
-		return fmt.Errorf("%w: maxclients must be at least 1", ErrInvalidConfig)
-	case c.MaxClients > maxSaneClients:
-		return fmt.Errorf("%w: maxclients %d is above the limit of %d", ErrInvalidConfig, c.MaxClients, maxSaneClients)
-	case c.MaxInactive > maxSaneClients:
-		return fmt.Errorf("%w: maxinactive %d is above the limit of %d", ErrInvalidConfig, c.MaxInactive, maxSaneClients)
+	}
+	if err := c.checkSizes(); err != nil {
+		return err
+	}
+	switch {
 	case c.MinCap == 0:
 		return fmt.Errorf("%w: mincap must be at least 1", ErrInvalidConfig)
 	case c.MinCap > math.MaxUint64/c.MaxClients/params.DefaultCapacityPerClient:
@@ -195,10 +222,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: negative expiration %v is negative", ErrInvalidConfig, c.NegExpiration)
 	case c.PosExpiration > 0 && c.PosExpiration < time.Second, c.NegExpiration > 0 && c.NegExpiration < time.Second:
 		return fmt.Errorf("%w: an expiration time below 1s would be rounded to 0 (never); use 0 for never", ErrInvalidConfig)
-	case math.IsNaN(c.RequestRate) || math.IsInf(c.RequestRate, 0) || c.RequestRate < 0:
-		return fmt.Errorf("%w: request rate %v must be a non-negative number", ErrInvalidConfig, c.RequestRate)
-	case c.DatabaseCache < 0 || c.DatabaseHandles < 0:
-		return fmt.Errorf("%w: database cache and handles must not be negative", ErrInvalidConfig)
 	}
 	if err := c.PosPrices.validate("positive"); err != nil {
 		return err

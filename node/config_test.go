@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/p2p"
+	"github.com/vflux-net/vflux/params"
 )
 
 func TestDefaultConfigFollowsSpec9(t *testing.T) {
@@ -59,7 +60,7 @@ func TestValidateRejectsBadConfigs(t *testing.T) {
 		{"a sub-second expiration", func(c *Config) { c.NegExpiration = time.Millisecond }, "below 1s"},
 		{"a negative price", func(c *Config) { c.PosPrices.Request = -1 }, "negative"},
 		{"a NaN price", func(c *Config) { c.NegPrices.Time = math.NaN() }, "finite"},
-		{"an infinite rate", func(c *Config) { c.RequestRate = math.Inf(1) }, "request rate"},
+		{"an infinite rate", func(c *Config) { c.RequestRate = math.Inf(1) }, "RequestRate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,5 +103,53 @@ func TestOneInactiveSlotIsKeptFreeForNewcomers(t *testing.T) {
 			t.Errorf("maxclients %d, maxinactive %d: MaxPeers %d, pool bound %d; want %d, %d",
 				tt.maxClients, tt.maxInactive, p.MaxPeers, c.PoolMaxInactive(), tt.wantPeers, tt.wantPool)
 		}
+	}
+}
+
+func TestValidateBoundsEverySizeSettingAndNamesItsKey(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(*Config)
+		ok     bool
+		want   string // the key and the allowed range, verbatim
+	}{
+		{"the cache that killed a node", func(c *Config) { c.DatabaseCache = 100000000 }, false, "DatabaseCache 100000000 is out of range: allowed 0 to 1024 MiB"},
+		{"a negative cache", func(c *Config) { c.DatabaseCache = -1 }, false, "DatabaseCache -1 is out of range: allowed 0 to 1024"},
+		{"the largest cache", func(c *Config) { c.DatabaseCache = params.DatabaseCacheLimit }, true, ""},
+		{"no cache (the minimum)", func(c *Config) { c.DatabaseCache = 0 }, true, ""},
+		{"absurd handles", func(c *Config) { c.DatabaseHandles = 1 << 30 }, false, "DatabaseHandles 1073741824 is out of range: allowed 0 to 1024"},
+		{"negative handles", func(c *Config) { c.DatabaseHandles = -5 }, false, "DatabaseHandles -5 is out of range"},
+		{"the most handles", func(c *Config) { c.DatabaseHandles = params.DatabaseHandlesLimit }, true, ""},
+		{"absurd maxclients", func(c *Config) { c.MaxClients = 1 << 40 }, false, "MaxClients (--vflux.maxclients) 1099511627776 is out of range: allowed 1 to 1048576"},
+		{"zero maxclients", func(c *Config) { c.MaxClients = 0 }, false, "MaxClients (--vflux.maxclients) 0 is out of range: allowed 1 to"},
+		{"the most clients", func(c *Config) { c.MaxClients, c.MaxInactive = params.ClientsLimit, params.ClientsLimit }, true, ""},
+		{"absurd maxinactive", func(c *Config) { c.MaxInactive = params.ClientsLimit + 1 }, false, "MaxInactive (--vflux.maxinactive) 1048577 is out of range: allowed 0 to 1048576"},
+		{"absurd queued cost", func(c *Config) { c.MaxQueuedCost = math.MaxUint64 }, false, "MaxQueuedCost 18446744073709551615 is out of range: allowed 0 to 16777216"},
+		{"the default queued cost", func(c *Config) { c.MaxQueuedCost = 0 }, true, ""},
+		{"a rate too high", func(c *Config) { c.RequestRate = 1e12 }, false, "RequestRate 1e+12 is out of range: allowed 0.01 to 1e+09"},
+		{"a rate too low", func(c *Config) { c.RequestRate = 1e-12 }, false, "RequestRate 1e-12 is out of range"},
+		{"a negative rate", func(c *Config) { c.RequestRate = -1 }, false, "RequestRate -1 is out of range"},
+		{"a NaN rate", func(c *Config) { c.RequestRate = math.NaN() }, false, "RequestRate NaN is out of range"},
+		{"an unlimited rate", func(c *Config) { c.RequestRate = 0 }, true, ""},
+		{"the lowest rate", func(c *Config) { c.RequestRate = params.MinRequestRate }, true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.modify(&c)
+			err := c.Validate()
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("Validate() = %v, want ErrInvalidConfig", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not say %q", err, tt.want)
+			}
+		})
 	}
 }

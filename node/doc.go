@@ -2,7 +2,10 @@
 //
 // It owns the node-level pieces that the other packages deliberately know
 // nothing of: the balance database on disk (a plain LevelDB directory inside
-// the node's instance directory, see SPEC 6), the lifecycle that starts and
+// the node's instance directory, see SPEC 6; balancedb.go opens it with
+// goleveldb directly, not through go-ethereum's ethdb/leveldb, because that
+// cannot sync a write, and its batches implement clientpool.SyncedBatch so
+// the pool's top-ups are fsynced), the lifecycle that starts and
 // stops the client pool, the vflux request server and the "vfx" devp2p
 // capability in the right order, the discv5 TALKREQ entry point, the "vflux"
 // RPC namespace, the metrics (metrics.go: Prometheus-style vflux_* names, all
@@ -11,6 +14,16 @@
 // (amount.go, nodeaddr.go: one parser for the RPC and the command line), and
 // the client side of a TALKREQ capacity query
 // (used by the command line).
+//
+// Peer slots (SPEC 6 item 5): MaxPeers is maxclients + maxinactive and the
+// pool gets one inactive slot fewer, so one slot stays free for a newcomer to
+// be ranked; the protocol registers every peer as it connects, before its vfx
+// handshake, so no peer holds a slot the pool cannot see (protocol/doc.go,
+// "Peer slots").
+//
+// The "vflux" RPC namespace mints tokens (addBalance) and HTTP/WebSocket have
+// no authentication: Start logs a warning for each such endpoint that serves it
+// (rpc_exposure.go); IPC, the default, is the safe way in.
 //
 // It relies on the caller to build the go-ethereum node (flags, config files
 // and logging live in cmd/vflux) and to call New before the node starts:

@@ -9,7 +9,6 @@ import (
 
 	"github.com/ethereum/go-ethereum/common/mclock"
 	"github.com/ethereum/go-ethereum/ethdb"
-	"github.com/ethereum/go-ethereum/ethdb/leveldb"
 	"github.com/ethereum/go-ethereum/ethdb/memorydb"
 	"github.com/ethereum/go-ethereum/log"
 	gethnode "github.com/ethereum/go-ethereum/node"
@@ -106,18 +105,19 @@ func New(stack *gethnode.Node, cfg Config) (*Service, error) {
 	})
 	stack.RegisterProtocols([]p2p.Protocol{s.handler.Protocol()})
 	stack.RegisterLifecycle(s)
-	stack.RegisterAPIs([]rpc.API{{Namespace: "vflux", Service: &API{s: s}}})
+	stack.RegisterAPIs([]rpc.API{{Namespace: rpcNamespace, Service: &API{s: s}}})
 	return s, nil
 }
 
-// openBalanceDB opens the plain LevelDB balance store in the node's instance
-// directory, or an in-memory store for a node without a data directory.
+// openBalanceDB opens the balance LevelDB in the node's instance directory
+// (balanceDB: top-ups are written synced), or an in-memory store for a node
+// without a data directory.
 func openBalanceDB(stack *gethnode.Node, cfg Config) (ethdb.KeyValueStore, error) {
 	path := stack.ResolvePath(params.DataDirName)
 	if path == "" {
 		return memorydb.New(), nil
 	}
-	db, err := leveldb.New(path, cfg.DatabaseCache, cfg.DatabaseHandles, params.DatabaseNamespace, false)
+	db, err := openBalanceLevelDB(path, cfg.DatabaseCache, cfg.DatabaseHandles)
 	if err != nil {
 		return nil, fmt.Errorf("open balance database %s: %w", path, err)
 	}
@@ -125,7 +125,7 @@ func openBalanceDB(stack *gethnode.Node, cfg Config) (ethdb.KeyValueStore, error
 }
 
 // Start starts the pool's timers, the metrics loop and, when discv5 is on,
-// the TALKREQ handler.
+// the TALKREQ handler. It warns when HTTP or WebSocket serves the admin API.
 func (s *Service) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -151,6 +151,7 @@ func (s *Service) Start() error {
 	if uint64(srv.MaxPeers) < maxCount {
 		s.log.Warn("Peer limit is below maxclients: the pool can never fill", "maxpeers", srv.MaxPeers, "maxclients", maxCount)
 	}
+	s.warnExposedAdminAPI()
 	s.log.Info("vflux serving", "service", s.cfg.ServiceName, "maxclients", maxCount, "capacity", maxCap,
 		"mincap", s.cfg.MinCap, "maxpeers", srv.MaxPeers, "totaltokens", s.pool.TotalTokenAmount())
 	return nil

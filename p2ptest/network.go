@@ -1,8 +1,10 @@
 package p2ptest
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +30,10 @@ type ServerConfig struct {
 	NoListen bool
 	// Name is the client name in the devp2p hello; defaults to "p2ptest".
 	Name string
+	// DialFrom is the local IP the server's outbound connections come from,
+	// e.g. "127.0.0.2" so that on loopback it looks like another host to the
+	// node it dials; empty means the system's choice.
+	DialFrom string
 }
 
 // StartServer starts a p2p.Server on 127.0.0.1 and stops it at cleanup.
@@ -56,6 +62,13 @@ func StartServer(t testing.TB, cfg ServerConfig) *p2p.Server {
 	if cfg.NoListen {
 		srv.ListenAddr = ""
 	}
+	if cfg.DialFrom != "" {
+		ip := net.ParseIP(cfg.DialFrom)
+		if ip == nil {
+			t.Fatalf("p2ptest: DialFrom %q is not an IP address", cfg.DialFrom)
+		}
+		srv.Dialer = localDialer{&net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 10 * time.Second}}
+	}
 	if !cfg.NoDiscovery {
 		// The UDP port is separate from the TCP one when both are random.
 		srv.DiscAddr = "127.0.0.1:0"
@@ -65,6 +78,18 @@ func StartServer(t testing.TB, cfg ServerConfig) *p2p.Server {
 	}
 	t.Cleanup(srv.Stop)
 	return srv
+}
+
+// localDialer dials nodes over TCP from a chosen local address.
+type localDialer struct{ d *net.Dialer }
+
+// Dial implements p2p.NodeDialer.
+func (l localDialer) Dial(ctx context.Context, n *enode.Node) (net.Conn, error) {
+	addr, ok := n.TCPEndpoint()
+	if !ok {
+		return nil, fmt.Errorf("p2ptest: node %x has no TCP endpoint", n.ID().Bytes()[:8])
+	}
+	return l.d.DialContext(ctx, "tcp", addr.String())
 }
 
 // StartServers starts n servers; cfg(i) configures the i-th.

@@ -32,7 +32,14 @@ const (
 	// TalkReplyBudget is the most bytes of encoded replies sent over TALKREQ, so an
 	// answer fits in one discv5 packet (1280 bytes minus headers).
 	TalkReplyBudget = 1000
-	// HandshakeTimeout is how long a peer has to send its Handshake.
+	// HandshakeTimeout is how long a peer has to send its Handshake. It is not
+	// what protects the peer slots: a peer is a client of the pool from the
+	// moment it connects, so one that never sends its Handshake is ranked like
+	// any waiting client and a better-paying newcomer displaces it at once. It
+	// only bounds how long a silent peer of equal (zero) priority may wait, and
+	// a waiting free client that did its handshake may wait longer still (the
+	// inactive allowance, 10 s by default); so it stays 5 s, ample for the one
+	// round trip the handshake takes on a slow link.
 	HandshakeTimeout = 5 * time.Second
 	// MaxBusyStrikes is how many consecutive Busy replies a client may receive
 	// before it is dropped as useless: a well-behaved client paces itself with the
@@ -130,11 +137,39 @@ const (
 	DefaultDatabaseCache = 16
 	// DefaultDatabaseHandles is the number of open files the balance LevelDB may use.
 	DefaultDatabaseHandles = 64
+	// MinDatabaseCache and MinDatabaseHandles are what the balance LevelDB
+	// gets at least (go-ethereum's minimums for its own LevelDB): smaller
+	// values are raised to these.
+	MinDatabaseCache   = 16
+	MinDatabaseHandles = 16
+	// DatabaseCacheLimit is the largest DatabaseCache (MiB) a config may ask
+	// for. LevelDB allocates a quarter of it as a write buffer when it opens,
+	// so an absurd value kills the node with an out-of-memory crash; a stored
+	// balance is about 100 bytes, so 1 GiB caches ten million clients.
+	DatabaseCacheLimit = 1024
+	// DatabaseHandlesLimit is the largest DatabaseHandles: each handle is an
+	// open file, taken from the descriptors the node needs for its peers (one
+	// per connection; the usual soft limit is 1024 in all), and the balance
+	// database has far fewer table files than that.
+	DatabaseHandlesLimit = 1024
+	// ClientsLimit bounds MaxClients and MaxInactive (and the RPC's setLimits
+	// count): peer slots are sized from them, so slot arithmetic cannot
+	// overflow and a typo does not open a million peer slots.
+	ClientsLimit = 1 << 20
+	// MaxQueuedCostLimit bounds MaxQueuedCost (request cost units). Waiting
+	// requests are capped by MaxWaiters anyway, so a larger bound would only
+	// switch the cost check off; this catches typos.
+	MaxQueuedCostLimit = 1 << 24
+	// MinRequestRate and MaxRequestRate bound a non-zero RequestRate (requests
+	// per second; 0 = unlimited). The limiter works in integer nanoseconds
+	// per request: below the minimum one request would wait minutes, and far
+	// below it the arithmetic overflows; above the maximum a request would be
+	// due more often than every nanosecond.
+	MinRequestRate = 0.01
+	MaxRequestRate = 1e9
 	// DataDirName is the instance-directory entry holding the balance LevelDB
 	// (<datadir>/vflux/vflux with the default node name).
 	DataDirName = "vflux"
-	// DatabaseNamespace prefixes the balance database's metrics.
-	DatabaseNamespace = "vflux/db/"
 	// QueryTimeout bounds a TALKREQ capacity query from the command line; discv5
 	// itself gives up on an unanswered request after about 700 ms, and the
 	// first request to a node also needs a handshake round trip.

@@ -130,7 +130,7 @@ func (c *ClientPeers) serve(p *p2p.Peer, rw p2p.MsgReadWriter) error {
 	if timeout == 0 {
 		timeout = params.HandshakeTimeout
 	}
-	link, hs, err := startConn(rw, &Handshake{Version: Version}, true, timeout, cl.closeCh)
+	link, hs, err := startConn(rw, &Handshake{Version: Version}, true, timeout, cl.closeCh, nil)
 	if err != nil {
 		if err == p2p.DiscQuitting { // closed by Close during the handshake
 			err = p2p.DiscRequested

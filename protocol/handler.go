@@ -159,7 +159,7 @@ func (h *Handler) leave() {
 	h.wg.Done()
 }
 
-// run is the peer loop: handshake, register, then serve until the client
+// run is the peer loop: register, handshake, then serve until the client
 // leaves, misbehaves, is evicted or the handler stops. It returns a bare
 // p2p.DiscReason (go-ethereum turns anything else into DiscSubprotocolError).
 func (h *Handler) run(p *p2p.Peer, rw p2p.MsgReadWriter) error {
@@ -182,12 +182,11 @@ func (h *Handler) serve(p *p2p.Peer, rw p2p.MsgReadWriter) error {
 	}
 	defer h.leave()
 
-	c, _, err := startConn(rw, &h.hs, false, h.timeout, h.quit)
-	if err != nil {
-		p.Log().Debug("vfx handshake failed", "err", err)
-		return err
-	}
-	defer c.stop()
+	// The peer is a client of the pool from the moment it connects, before its
+	// Handshake: it holds a p2p slot from now on, and only the pool can rank it
+	// against the others and free a slot (see doc.go, "Peer slots"). Its node ID
+	// is already authenticated by RLPx, so the pool knows its balances. Capacity
+	// updates wait in pp until the handshake is done.
 	pp := newPeer(p, rw, h.cfg.InactiveAllowance)
 	pp.meter = newMeter(h.cfg.Clock, h.cfg.MinCap, h.cfg.BufferSecs)
 	pp.balance = h.cfg.Pool.Register(pp)
@@ -196,6 +195,13 @@ func (h *Handler) serve(p *p2p.Peer, rw p2p.MsgReadWriter) error {
 	}
 	// The registration never outlives the loop, whatever the exit path.
 	defer h.cfg.Pool.Unregister(pp)
+
+	c, _, err := startConn(rw, &h.hs, false, h.timeout, h.quit, pp.discCh)
+	if err != nil {
+		p.Log().Debug("vfx handshake failed", "err", err)
+		return err
+	}
+	defer c.stop()
 
 	for {
 		// Capacity updates go out before anything else the loop sends, so a

@@ -57,7 +57,7 @@ func TestHandshakeSucceedsAndTheClientGetsMinCap(t *testing.T) {
 	}
 }
 
-func TestBadInputEndsWithTheRightReasonAndNoRegistration(t *testing.T) {
+func TestBadInputEndsWithTheRightReasonAndLeavesNoRegistration(t *testing.T) {
 	valid := Handshake{Version: Version}
 	big := make([]byte, MaxMessageSize+1)
 	tests := []struct {
@@ -324,7 +324,9 @@ func TestAClientThatIsRegisteredTwiceIsRefused(t *testing.T) {
 	h := newTestHandler(pool)
 	m1 := connectPipe(t, h, enode.ID{8})
 	m1.Expect(CapacityUpdateMsg, CapacityUpdate{Capacity: testMinCap})
-	m2 := connectPipe(t, h, enode.ID{8})
+	// The second connection is refused before the handshake: the peer is
+	// registered as soon as it connects.
+	m2 := p2ptest.NewMsgTester(t, h.Protocol(), enode.ID{8})
 	m2.ExpectDisconnect(p2p.DiscAlreadyConnected)
 	if pool.count() != 1 {
 		t.Fatalf("registered %d, want the first connection only", pool.count())

@@ -16,7 +16,9 @@ import (
 var emptyReplies = []byte{0xc0}
 
 // handleVfluxRequest serves a vflux batch through the request server, metered
-// and charged to the client's balance.
+// and charged to the client's balance. A batch the request server does not
+// answer (its limiter dropped it, or it is empty, oversize or undecodable) gets
+// an empty Replies and is billed CostBase, not the full request cost.
 func handleVfluxRequest(h *Handler, pp *peer, data []byte) error {
 	var req VfluxRequest
 	if err := rlp.DecodeBytes(data, &req); err != nil {
@@ -29,7 +31,8 @@ func handleVfluxRequest(h *Handler, pp *peer, data []byte) error {
 	if h.cfg.Requests != nil {
 		replies = h.cfg.Requests.ServeEncoded(pp.p.ID(), pp.ip, req.Requests)
 	}
-	if replies == nil {
+	dropped := replies == nil
+	if dropped {
 		droppedMeter.Mark(1)
 		replies = emptyReplies
 	}
@@ -37,7 +40,13 @@ func handleVfluxRequest(h *Handler, pp *peer, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("encode vflux reply: %w", err) // unreachable: RawValue always encodes
 	}
-	h.served(pp, RequestCost(h.cfg.CostBase, h.cfg.CostPerKB, len(data), len(enc)))
+	if dropped {
+		h.charge(pp, AdmissionCost(h.cfg.CostBase, h.cfg.CostPerKB, len(data)), h.cfg.CostBase)
+	} else {
+		cost := RequestCost(h.cfg.CostBase, h.cfg.CostPerKB, len(data), len(enc))
+		h.charge(pp, cost, cost)
+		servedMeter.Mark(1)
+	}
 	return sendRaw(pp.rw, VfluxReplyMsg, enc)
 }
 
@@ -51,7 +60,8 @@ func handleCapacityRequest(h *Handler, pp *peer, data []byte) error {
 	if wait, ok := pp.meter.admit(h.cfg.CostBase); !ok {
 		return h.busy(pp, req.ReqID, wait)
 	}
-	h.served(pp, h.cfg.CostBase)
+	h.charge(pp, h.cfg.CostBase, h.cfg.CostBase)
+	servedMeter.Mark(1)
 
 	bias := time.Duration(min(req.BiasSecs, uint64(params.MaxQueryBias/time.Second))) * time.Second
 	granted, err := h.cfg.Pool.SetCapacity(pp.Node(), req.Capacity, bias, true)
@@ -78,12 +88,16 @@ func handleCapacityRequest(h *Handler, pp *peer, data []byte) error {
 	return p2p.Send(pp.rw, CapacityReplyMsg, &reply)
 }
 
-// served charges a served request to the meter and the balance.
-func (h *Handler) served(pp *peer, cost uint64) {
+// charge takes an admitted request's cost from the client's flow control
+// buffer (flow) and its balance (billed). They differ for a vflux batch the
+// request server dropped or refused: the client only pays CostBase for it
+// (SPEC 5 bills what is served), while the buffer is still charged the
+// admission cost, so a flood of undecodable or dropped batches is paced by
+// Busy like any other.
+func (h *Handler) charge(pp *peer, flow, billed uint64) {
 	pp.strikes = 0
-	pp.meter.charge(cost)
-	pp.balance.RequestServed(cost)
-	servedMeter.Mark(1)
+	pp.meter.charge(flow)
+	pp.balance.RequestServed(billed)
 }
 
 // busy refuses a request that would overdraw the buffer. After

@@ -58,11 +58,12 @@ type conn struct {
 }
 
 // startConn starts the read loop on rw and exchanges Handshakes: it sends ours
-// and waits for the remote's (see readHandshake), giving up after timeout or
-// when abort is closed. On success the caller must stop the connection's read
-// loop with stop; on error it is already stopped. Errors are bare disconnect
-// reasons or I/O errors.
-func startConn(rw p2p.MsgReadWriter, ours *Handshake, wantServer bool, timeout time.Duration, abort <-chan struct{}) (*conn, *Handshake, error) {
+// and waits for the remote's (see readHandshake), giving up after timeout, when
+// abort is closed (DiscQuitting) or when evict is closed (DiscTooManyPeers; nil
+// for a side that cannot be evicted). On success the caller must stop the
+// connection's read loop with stop; on error it is already stopped. Errors are
+// bare disconnect reasons or I/O errors.
+func startConn(rw p2p.MsgReadWriter, ours *Handshake, wantServer bool, timeout time.Duration, abort, evict <-chan struct{}) (*conn, *Handshake, error) {
 	c := &conn{
 		msgs: make(chan rawMsg),
 		errc: make(chan error, 1),
@@ -70,7 +71,7 @@ func startConn(rw p2p.MsgReadWriter, ours *Handshake, wantServer bool, timeout t
 	}
 	go readLoop(rw, c.msgs, c.errc, c.quit)
 	sent := sendHandshake(rw, ours)
-	hs, err := readHandshake(c.msgs, c.errc, sent, wantServer, timeout, abort)
+	hs, err := readHandshake(c.msgs, c.errc, sent, wantServer, timeout, abort, evict)
 	if err != nil {
 		c.stop()
 		return nil, nil, err
@@ -184,7 +185,7 @@ func sendHandshake(w p2p.MsgWriter, hs *Handshake) <-chan error {
 // readHandshake waits for the remote's Handshake: it must be the first message,
 // decode, and carry our version; wantServer says which role the remote must
 // have. Errors are bare disconnect reasons.
-func readHandshake(msgs <-chan rawMsg, errc <-chan error, sent <-chan error, wantServer bool, timeout time.Duration, quit <-chan struct{}) (*Handshake, error) {
+func readHandshake(msgs <-chan rawMsg, errc <-chan error, sent <-chan error, wantServer bool, timeout time.Duration, quit, evict <-chan struct{}) (*Handshake, error) {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	var hs *Handshake
@@ -217,6 +218,8 @@ func readHandshake(msgs <-chan rawMsg, errc <-chan error, sent <-chan error, wan
 			return nil, p2p.DiscReadTimeout
 		case <-quit:
 			return nil, p2p.DiscQuitting
+		case <-evict:
+			return nil, p2p.DiscTooManyPeers
 		}
 	}
 	return hs, nil

@@ -15,6 +15,9 @@
 // # Files
 //
 //   - wire.go: the wire types and their helpers (Requests.Add, Replies.Get, IntOrInf).
+//   - capquery.go: the capacity query's request decoder and reply encoder, written
+//     by hand (no reflection) because "cq" is the request servers answer in bulk;
+//     byte-compatible with rlp.DecodeBytes/EncodeToBytes (fuzzed against them).
 //   - server.go: Server, its entry points and the TALKREQ reply budget.
 //   - limiter.go: the blocking limiter used by the Server (one batch served at a time).
 //   - scheduler.go: the deterministic scheduling core of the limiter (rules, API, rate);

@@ -150,3 +150,13 @@ func FuzzServerInfoReply(f *testing.F) {
 		PosFactors: [3]uint64{0, 1000000, 1000}, NegFactors: [3]uint64{0, 1000000, 1000}, NegExpirationTC: 3600, ConnectedBias: 180}
 	fuzzDecoder[ServerInfoReply](f, []string{hex.EncodeToString(mustEncode(f, &info))}, nil)
 }
+
+// FuzzDecodeCapacityQueryReq checks that the hand-written decoder of "cq"
+// accepts what rlp.DecodeBytes accepts, with the same value, and rejects what
+// it rejects.
+func FuzzDecodeCapacityQueryReq(f *testing.F) {
+	for _, v := range capQueryVectors {
+		f.Add(mustHex(v.hex))
+	}
+	f.Fuzz(checkCapQueryDecoders)
+}

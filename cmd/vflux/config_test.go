@@ -222,7 +222,7 @@ func TestBadInputIsAReadableError(t *testing.T) {
 		{"capacity below mincap", []string{"--vflux.capacity", "10"}, "", "below mincap"},
 		{"verbosity out of range", []string{"--verbosity", "9"}, "", "verbosity"},
 		{"an unknown log format", []string{"--log.format", "xml"}, "", "use terminal, logfmt or json"},
-		{"a negative request rate", []string{"--vflux.requestrate", "-1"}, "", "request rate"},
+		{"a negative request rate", []string{"--vflux.requestrate", "-1"}, "", "RequestRate -1 is out of range"},
 		{"a bad NAT spec", []string{"--nat", "bogus"}, "", "--nat"},
 		{"a bad bootnode", []string{"--bootnodes", "enode://nothex@1.2.3.4:1"}, "", "bootnode"},
 		{"both node key flags", []string{"--nodekey", "/x", "--nodekeyhex", "01"}, "", "mutually exclusive"},
