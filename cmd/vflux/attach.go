@@ -43,12 +43,13 @@ func init() {
 
 // attachEndpoint resolves attach's ENDPOINT argument: a URL as it is, a
 // directory as the IPC endpoint inside it, anything else as an IPC path; no
-// argument means the IPC endpoint of --datadir.
-func attachEndpoint(ctx *cli.Context) (string, error) {
+// argument means the IPC endpoint of --datadir. dataDir is the node's data
+// directory when the endpoint is known to be in one ("" otherwise).
+func attachEndpoint(ctx *cli.Context) (endpoint, dataDir string, err error) {
 	arg := ctx.Args().First()
 	for _, scheme := range []string{"http://", "https://", "ws://", "wss://"} {
 		if strings.HasPrefix(arg, scheme) {
-			return arg, nil
+			return arg, "", nil
 		}
 	}
 	dir := expandHome(ctx.String(dataDirFlag.Name))
@@ -56,18 +57,18 @@ func attachEndpoint(ctx *cli.Context) (string, error) {
 		st, err := os.Stat(arg)
 		switch {
 		case err != nil:
-			return "", fmt.Errorf("no node at %s: %v (give an IPC path, an http(s):// or ws(s):// URL, or a data directory)", arg, err)
+			return "", "", fmt.Errorf("no node at %s: %v (give an IPC path, an http(s):// or ws(s):// URL, or a data directory)", arg, err)
 		case !st.IsDir():
-			return arg, nil
+			return arg, "", nil
 		}
 		dir = arg
 	}
 	cfg := gethnode.Config{DataDir: dir, IPCPath: ctx.String(ipcPathFlag.Name)}
 	path := cfg.IPCEndpoint()
 	if _, err := os.Stat(path); err != nil {
-		return "", fmt.Errorf("no node running at %s (IPC endpoint not found; is the node started with --datadir %s?)", path, dir)
+		return "", "", fmt.Errorf("no node running at %s (IPC endpoint not found; is the node started with --datadir %s?)", path, dir)
 	}
-	return path, nil
+	return path, dir, nil
 }
 
 func runAttach(ctx *cli.Context) error {
@@ -78,7 +79,7 @@ func runAttach(ctx *cli.Context) error {
 		return fmt.Errorf("attach takes at most one argument, the endpoint (see 'vflux attach --help')")
 	}
 	quietLogs(ctx)
-	endpoint, err := attachEndpoint(ctx)
+	endpoint, dataDir, err := attachEndpoint(ctx)
 	if err != nil {
 		return err
 	}
@@ -109,10 +110,11 @@ func runAttach(ctx *cli.Context) error {
 		}
 		preload = append(preload, abs)
 	}
-	// History goes to the data directory of the node when it exists, else
-	// nowhere (a temporary directory): attach never creates a data directory.
-	histDir := expandHome(ctx.String(dataDirFlag.Name))
-	if st, err := os.Stat(histDir); err != nil || !st.IsDir() {
+	// History goes to the node's data directory (geth's console keeps it
+	// there too), or nowhere (the temporary directory) for a URL or a bare
+	// IPC path: attach never creates a directory.
+	histDir := dataDir
+	if histDir == "" {
 		histDir = tmp
 	}
 	con, err := console.New(console.Config{
@@ -130,6 +132,7 @@ func runAttach(ctx *cli.Context) error {
 		con.Evaluate(ctx.String(execFlag.Name))
 		return nil
 	}
+	fmt.Fprintf(ctx.App.Writer, "vflux console on %s: the vflux namespace is loaded (try vflux.serverInfo())\n", endpoint)
 	con.Welcome()
 	con.Interactive()
 	return nil

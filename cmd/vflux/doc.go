@@ -17,7 +17,10 @@
 //   - attach (attach.go) is go-ethereum's JavaScript console on a node's RPC,
 //     with the vflux namespace from vflux.js (embedded; the same file serves
 //     `geth attach --preload`);
-//   - devnet (devnet.go) starts node.RunDevnet on loopback.
+//   - devnet (devnet.go) starts node.RunDevnet on loopback;
+//   - version (version.go) prints what the binary was built from; logging.go
+//     sets up go-ethereum's log handlers (--verbosity, --log.format,
+//     --vmodule) for every command.
 //
 // Input the user types is checked before anything is dialled, by the
 // functions the node uses too (node.ParseNodeID, node.ParseBalanceChange), so

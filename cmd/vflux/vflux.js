@@ -7,9 +7,11 @@
 //
 // Every method of the node's vflux API (node/api.go) is here under its RPC
 // name without the "vflux_" prefix; a test in cmd/vflux checks that none is
-// missing. Amounts may be numbers or strings ("1e12", "0x10", "1_000").
+// missing. The events subscription (vflux_subscribe) is not here: the console
+// makes synchronous calls only. Amounts may be numbers or strings ("1e12",
+// "0x10", "1_000").
 
-// asList lets a single node ID stand for a list of one.
+// vfluxAsList lets a single node ID stand for a list of one.
 function vfluxAsList(ids) {
 	return (typeof ids === 'string') ? [ids] : ids;
 }
