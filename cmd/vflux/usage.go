@@ -17,7 +17,8 @@ func checkArgs(ctx *cli.Context, n int, what string) error {
 		return err
 	}
 	if ctx.NArg() != n {
-		return fmt.Errorf("%s takes %s (got %d arguments; see '%s --help')", ctx.Command.HelpName, what, ctx.NArg(), ctx.Command.HelpName)
+		name := commandPath(ctx)
+		return fmt.Errorf("%s takes %s (got %d arguments; see '%s --help')", name, what, ctx.NArg(), name)
 	}
 	return nil
 }
@@ -43,8 +44,25 @@ func flagsAfterArgs(ctx *cli.Context) error {
 	if len(flags) == 0 {
 		return nil
 	}
-	line := append(append([]string{ctx.Command.HelpName}, flags...), rest...)
+	line := append(append([]string{commandPath(ctx)}, flags...), rest...)
 	return fmt.Errorf("flags go before arguments: %s", strings.Join(line, " "))
+}
+
+// commandPath is the command line up to the running command ("vflux balance
+// add"). It is built from the context lineage, not Command.HelpName, which
+// urfave/cli extends on every run of the (package-level) commands.
+func commandPath(ctx *cli.Context) string {
+	var names []string
+	for _, c := range ctx.Lineage() {
+		if c.Command == nil || c.Command.Name == "" || c.Command.Name == ctx.App.Name {
+			continue
+		}
+		if len(names) > 0 && names[0] == c.Command.Name {
+			continue
+		}
+		names = append([]string{c.Command.Name}, names...)
+	}
+	return strings.Join(append([]string{ctx.App.Name}, names...), " ")
 }
 
 // flagName reports whether a looks like a flag and returns its name.
