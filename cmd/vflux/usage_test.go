@@ -32,6 +32,7 @@ func TestUsageErrorsSayWhatToType(t *testing.T) {
 		{[]string{"balance", "get", "--datadir", "/nonexistent", "enr:-IS4QHCYrYZbAKW"}, "not a valid ENR or enode URL"},
 		{[]string{"balance", "add", "--datadir", "/nonexistent", id, "1.5"}, `token amount "1.5" is not a whole number: write a whole number of tokens like 1000000, 1e12`},
 		{[]string{"attach", "--exec", "1", "/nonexistent/dir"}, "no node at /nonexistent/dir"},
+		{[]string{"query", "enr:-IS4QHCYrYZbAKW", "--timeout", "5s"}, "flags go before arguments: vflux query --timeout 5s enr:-IS4QHCYrYZbAKW"},
 	}
 	for _, tt := range tests {
 		err := runApp(tt.args...)
