@@ -24,11 +24,13 @@ const statusInterval = time.Minute
 // registry before the pool publishes it (peerLeft); a client whose balance
 // ran out is seen as balanceExhausted before it loses capacity.
 
-// clientStory is what the log loop remembers of a connected client.
+// clientStory is what the log loop remembers of a connected client. Times
+// are the events' pool-clock times.
 type clientStory struct {
-	capacity  uint64 // current capacity, 0 while inactive
-	exhausted bool   // its positive balance ran out since it was last active
-	since     mclock.AbsTime
+	capacity     uint64 // current capacity, 0 while inactive
+	exhausted    bool   // its positive balance ran out since it was last active
+	since        mclock.AbsTime
+	waitingSince mclock.AbsTime // when it last became inactive (or connected)
 }
 
 // logLoop logs pool events and the status line until the service stops.
@@ -46,7 +48,7 @@ func (s *Service) logLoop(done chan struct{}) {
 	for {
 		select {
 		case ev := <-events:
-			s.logEvent(ev, stories, clock.Now())
+			s.logEvent(ev, stories)
 		case <-timer.C():
 			now := s.requestCounts()
 			s.logStatus(now.sub(last))
@@ -72,18 +74,18 @@ func (s *Service) announceStatusTimer() {
 }
 
 // logEvent logs one pool event and updates the client's story.
-func (s *Service) logEvent(ev clientpool.Event, stories map[enode.ID]*clientStory, now mclock.AbsTime) {
+func (s *Service) logEvent(ev clientpool.Event, stories map[enode.ID]*clientStory) {
 	id := ev.ID.TerminalString()
 	st := stories[ev.ID]
 	if st == nil {
-		st = &clientStory{since: now}
+		st = &clientStory{since: ev.Time, waitingSince: ev.Time}
 		if ev.Type != clientpool.EventDisconnected {
 			stories[ev.ID] = st
 		}
 	}
 	switch ev.Type {
 	case clientpool.EventConnected:
-		st.since = now
+		st.since, st.waitingSince = ev.Time, ev.Time
 		s.log.Info("Client connected", "client", id)
 	case clientpool.EventActivated:
 		st.capacity, st.exhausted = ev.Capacity, false
@@ -100,28 +102,40 @@ func (s *Service) logEvent(ev clientpool.Event, stories map[enode.ID]*clientStor
 		if st.exhausted {
 			reason = "its balance ran out"
 		}
-		st.capacity = 0
+		st.capacity, st.waitingSince = 0, ev.Time
 		s.log.Info("Client deactivated", "client", id, "reason", reason)
 	case clientpool.EventDisconnected:
-		var reason string
-		left := s.clients.takePeerLeft(ev.ID)
-		switch {
-		case left && s.stopping.Load():
-			reason = "node stopping"
-		case left:
-			reason = "peer left"
-		case st.exhausted && st.capacity == 0:
-			reason = "evicted: its balance ran out"
-		case st.capacity == 0:
-			reason = "evicted while waiting: its allowance ended, or the waiting slots were full and it ranked lowest"
-		default:
-			reason = "evicted"
-		}
 		delete(stories, ev.ID)
-		s.log.Info("Client disconnected", "client", id, "reason", reason, "connected", time.Duration(now-st.since).Round(time.Second))
+		s.log.Info("Client disconnected", "client", id, "reason", s.disconnectReason(ev, st),
+			"connected", time.Duration(ev.Time-st.since).Round(time.Second))
 	default:
 		s.log.Debug("Pool event", "type", ev.Type, "client", id, "capacity", ev.Capacity)
 	}
+}
+
+// disconnectReason is what the node knows of why a client left: the peer's
+// own doing (marked by the registry), the node stopping, or the pool's drop
+// of an active client or of a waiting one, which either waited its whole
+// allowance or ranked lowest when a newcomer needed a waiting slot.
+func (s *Service) disconnectReason(ev clientpool.Event, st *clientStory) string {
+	left := s.clients.takePeerLeft(ev.ID)
+	switch {
+	case left && s.stopping.Load():
+		return "node stopping"
+	case left:
+		return "peer left"
+	case st.capacity != 0:
+		return "evicted"
+	}
+	waited := time.Duration(ev.Time - st.waitingSince)
+	prefix := "evicted while waiting: "
+	if st.exhausted {
+		prefix = "evicted while waiting after its balance ran out: "
+	}
+	if allowance := s.cfg.InactiveAllowance; waited >= allowance {
+		return prefix + fmt.Sprintf("it waited its inactive allowance (%v) without capacity", allowance)
+	}
+	return prefix + fmt.Sprintf("the waiting slots were full and it ranked lowest (waited %v)", waited.Round(time.Millisecond))
 }
 
 // requestCounts are the request meters' totals at one moment.

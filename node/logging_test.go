@@ -112,7 +112,7 @@ func TestTheLogTellsEachClientsStoryAtInfo(t *testing.T) {
 	pc := dialWith(t, n, paid)
 	waitCapacity(t, pc, cfg.MinCap)
 	_, i = logs.wait(t, 0, "Client deactivated", map[string]string{"client": freeID, "reason": "higher priority"})
-	logs.wait(t, i, "Client disconnected", map[string]string{"client": freeID, "reason": "evicted while waiting"})
+	logs.wait(t, i, "Client disconnected", map[string]string{"client": freeID, "reason": "evicted while waiting: it waited its inactive allowance (0s)"})
 
 	if err := n.api.SetLimits(ctx, 2, 5000); err != nil {
 		t.Fatal(err)
@@ -121,6 +121,23 @@ func TestTheLogTellsEachClientsStoryAtInfo(t *testing.T) {
 
 	pc.cl.Close()
 	logs.wait(t, 0, "Client disconnected", map[string]string{"client": paidID.TerminalString(), "reason": "peer left"})
+}
+
+func TestAWaitingClientDroppedForANewcomerIsLoggedAsSuch(t *testing.T) {
+	cfg := testConfig(1) // a minute of allowance: nobody's allowance ends here
+	cfg.MaxInactive = 2  // one waiting client, one slot kept free for a newcomer
+	logs := newLogCapture()
+	n := startNodeWith(t, cfg, "", true, func(s *Service) { s.log = log.NewLogger(logs) })
+	waitCapacity(t, mustDial(t, n), cfg.MinCap)
+	mustDial(t, n) // waits without capacity
+	eventually(t, "one waiting client", func() bool { return n.svc.Pool().Inactive() == 1 })
+	// The newcomer takes the free slot; the lowest-ranked waiting client
+	// (either, both free) is dropped to keep one free.
+	dialClient(t, n)
+	got, _ := logs.wait(t, 0, "Client disconnected", map[string]string{"reason": "evicted while waiting: the waiting slots were full"})
+	if strings.Contains(got["reason"], "allowance") {
+		t.Errorf("reason %q names the allowance", got["reason"])
+	}
 }
 
 func TestTheStatusLineComesEveryMinuteWithThatMinutesRequests(t *testing.T) {
