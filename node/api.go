@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/big"
 	"time"
 
 	"github.com/ethereum/go-ethereum/p2p/enode"
@@ -193,17 +192,20 @@ func (a *API) clientInfos(ids []enode.ID) (map[string]ClientInfo, error) {
 }
 
 // AddBalance adds amount (negative to take tokens away) to a client's
-// positive balance and returns [old, new]. The change is on disk when the
-// call returns.
-func (a *API) AddBalance(id string, amount *big.Int) ([2]uint64, error) {
+// positive balance and returns [old, new]. The amount is a JSON number or a
+// string ParseTokenAmount takes. Taking away more than the balance holds is
+// ErrBalanceTooLow unless opts asks to clamp (then the balance ends at 0).
+// The change is on disk when the call returns.
+func (a *API) AddBalance(id string, amount Amount, opts *AddBalanceOptions) ([2]uint64, error) {
 	nodeID, err := ParseNodeID(id)
 	if err != nil {
 		return [2]uint64{}, err
 	}
-	amt, err := parseAmount(amount)
+	amt, err := ParseBalanceChange(string(amount))
 	if err != nil {
 		return [2]uint64{}, err
 	}
+	clamp := opts != nil && opts.Clamp
 	if err := a.checkRunning(); err != nil {
 		return [2]uint64{}, err
 	}
@@ -211,13 +213,40 @@ func (a *API) AddBalance(id string, amount *big.Int) ([2]uint64, error) {
 	if c, ok := a.s.clients.get(nodeID); ok {
 		freeID = c.freeID
 	}
-	oldBal, newBal, err := a.s.pool.AddBalance(nodeID, freeID, amt)
+	// The check and the change are one balance operation, so spending in
+	// between cannot turn a refused removal into a clamped one.
+	var oldBal, newBal uint64
+	ran := false
+	a.s.pool.BalanceOperation(nodeID, freeID, func(op clientpool.AtomicBalanceOperator) {
+		ran = true
+		oldBal, _ = op.GetBalance()
+		if amt < 0 && !clamp && uint64(-(amt+1)) >= oldBal { // -amt > oldBal, without overflow
+			err = fmt.Errorf("%w: cannot take %d tokens from %s, its balance holds %d (ask to clamp to empty it: RPC option {\"clamp\": true}, command line --clamp)",
+				ErrBalanceTooLow, -amt, nodeID.TerminalString(), oldBal)
+			newBal = oldBal
+			return
+		}
+		oldBal, newBal, err = op.AddBalance(amt)
+	})
+	if !ran {
+		// The pool ran nothing: it stopped, or a stored balance cannot be
+		// read. BalanceOperation does not say which; a no-op AddBalance
+		// (which does) asks again.
+		_, _, err = a.s.pool.AddBalance(nodeID, freeID, 0)
+		if err == nil {
+			err = errors.New("a stored balance could not be read a moment ago (see the node's log); nothing changed, try again")
+		}
+	}
 	switch {
 	case errors.Is(err, clientpool.ErrStopped):
 		return [2]uint64{}, ErrNotServing
+	case errors.Is(err, ErrBalanceTooLow):
+		return [2]uint64{}, err
 	case err != nil: // including a failed database write: the top-up did not happen
 		return [2]uint64{}, fmt.Errorf("add %d tokens to %s: %w", amt, nodeID.TerminalString(), err)
 	}
+	countTopUp(oldBal, newBal)
+	a.s.logTopUp(nodeID, amt, oldBal, newBal)
 	return [2]uint64{oldBal, newBal}, nil
 }
 
@@ -281,6 +310,7 @@ func (a *API) SetDefaultParams(p map[string]interface{}) error {
 	}
 	s.posPrices, s.negPrices = u.apply(s.posPrices, s.negPrices)
 	s.pool.SetDefaultFactors(s.posPrices.PoolFactors(), s.negPrices.PoolFactors())
+	s.log.Info("Default prices changed", "positive", fmt.Sprintf("%+v", s.posPrices), "negative", fmt.Sprintf("%+v", s.negPrices))
 	return nil
 }
 
@@ -295,8 +325,10 @@ func (a *API) SetConnectedBias(seconds uint64) error {
 	if s.stopped {
 		return ErrNotServing
 	}
+	old := s.bias
 	s.bias = time.Duration(seconds) * time.Second
 	s.pool.SetConnectedBias(s.bias)
+	s.log.Info("Connected bias changed", "bias", fmt.Sprintf("%v -> %v", old, s.bias))
 	return nil
 }
 
@@ -312,7 +344,9 @@ func (a *API) SetLimits(count, capacity uint64) error {
 	if err := a.checkRunning(); err != nil {
 		return err
 	}
+	oldCount, oldCap := a.s.pool.Limits()
 	a.s.pool.SetLimits(count, capacity)
+	a.s.logLimits(oldCount, oldCap, count, capacity)
 	return nil
 }
 

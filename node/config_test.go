@@ -85,25 +85,6 @@ func TestConfigureP2PLeavesNonServingNodesAlone(t *testing.T) {
 	}
 }
 
-func TestParseTokenAmountAcceptsIntegersAndExponents(t *testing.T) {
-	tests := []struct {
-		in, want string // want "" = error
-	}{
-		{"0", "0"}, {"1000000", "1000000"}, {"1e9", "1000000000"}, {"2.5e12", "2500000000000"},
-		{"-3e3", "-3000"}, {"1e30", "1000000000000000000000000000000"},
-		{"1.5", ""}, {"abc", ""}, {"", ""}, {"1e", ""}, {"Inf", ""},
-	}
-	for _, tt := range tests {
-		got, err := ParseTokenAmount(tt.in)
-		switch {
-		case tt.want == "" && err == nil:
-			t.Errorf("ParseTokenAmount(%q) = %v, want an error", tt.in, got)
-		case tt.want != "" && (err != nil || got.String() != tt.want):
-			t.Errorf("ParseTokenAmount(%q) = %v, %v; want %s", tt.in, got, err, tt.want)
-		}
-	}
-}
-
 func TestOneInactiveSlotIsKeptFreeForNewcomers(t *testing.T) {
 	tests := []struct {
 		maxClients, maxInactive uint64

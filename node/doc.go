@@ -8,7 +8,11 @@
 // the pool's top-ups are fsynced), the lifecycle that starts and
 // stops the client pool, the vflux request server and the "vfx" devp2p
 // capability in the right order, the discv5 TALKREQ entry point, the "vflux"
-// RPC namespace, the metrics, and the client side of a TALKREQ capacity query
+// RPC namespace, the metrics (metrics.go: Prometheus-style vflux_* names, all
+// registered when the package loads), the operator's log (logging.go: each
+// client's story and a status line, at INFO), the parsing of what people type
+// (amount.go, nodeaddr.go: one parser for the RPC and the command line), and
+// the client side of a TALKREQ capacity query
 // (used by the command line). The RPC answers convert to the live view's
 // snapshot (package topview) in one place, topview.go, for `vflux top` and
 // the devnet alike.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common/mclock"
@@ -40,7 +41,14 @@ type Service struct {
 	posPrices, negPrices Prices
 	bias                 time.Duration
 	quit                 chan struct{}
-	loopDone             chan struct{}
+	loopDone, logDone    chan struct{}
+
+	// statusArmed, set by tests before Start, receives after the log loop
+	// armed its status timer (so a test can move a simulated clock past it).
+	statusArmed chan struct{}
+	// stopping is set when Stop begins: peers closed from then on did not
+	// leave on their own (the log says so).
+	stopping atomic.Bool
 }
 
 // New sets vflux serving up on stack, which must not have been started:
@@ -131,6 +139,8 @@ func (s *Service) Start() error {
 	s.pool.Start()
 	s.loopDone = make(chan struct{})
 	go s.metricsLoop(s.loopDone)
+	s.logDone = make(chan struct{})
+	go s.logLoop(s.logDone)
 	srv := s.stack.Server()
 	if disc := srv.DiscoveryV5(); disc != nil {
 		disc.RegisterTalkHandler(params.TalkProtocolID, talkHandler(s.server))
@@ -158,11 +168,13 @@ func (s *Service) Stop() error {
 		return nil
 	}
 	s.stopped = true
+	s.stopping.Store(true)
 	s.server.Stop()
 	s.handler.Stop()
 	close(s.quit)
 	if s.loopDone != nil {
 		<-s.loopDone
+		<-s.logDone
 	}
 	s.pool.Stop()
 	if err := s.db.Close(); err != nil {

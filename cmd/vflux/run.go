@@ -28,6 +28,9 @@ func init() {
 
 // runNode is the default action: run a node until SIGINT/SIGTERM.
 func runNode(ctx *cli.Context) error {
+	if err := flagsAfterArgs(ctx); err != nil {
+		return err
+	}
 	if ctx.Args().Present() {
 		return fmt.Errorf("unknown command %q (see 'vflux --help')", ctx.Args().First())
 	}
@@ -35,8 +38,8 @@ func runNode(ctx *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if !ctx.IsSet(verbosityFlag.Name) {
-		setLogVerbosity(os.Stderr, cfg.Log.Verbosity, false)
+	if err := applyLogConfig(os.Stderr, logConfig(cfg.Log)); err != nil { // the config file's [Log], flags over it
+		return err
 	}
 	gc, err := gethConfig(cfg)
 	if err != nil {
@@ -58,6 +61,9 @@ func runNode(ctx *cli.Context) error {
 	}
 	if cfg.Metrics.Enabled {
 		metrics.Enable()
+		// Go runtime and process metrics (system_cpu_*, system_memory_*,
+		// system_disk_*), as geth collects them.
+		go metrics.CollectProcessMetrics(3 * time.Second)
 		srv, err := startMetricsServer(cfg.Metrics.HTTP, cfg.Metrics.Port)
 		if err != nil {
 			return err
