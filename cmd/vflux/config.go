@@ -266,6 +266,9 @@ func applyVfluxFlags(ctx *cli.Context, c *vfnode.Config) error {
 	if ctx.IsSet(biasFlag.Name) {
 		c.ConnectedBias = ctx.Duration(biasFlag.Name)
 	}
+	if ctx.IsSet(resetSettingsFlag.Name) {
+		c.ResetSettings = ctx.Bool(resetSettingsFlag.Name)
+	}
 	if ctx.IsSet(inactiveFlag.Name) {
 		c.InactiveAllowance = ctx.Duration(inactiveFlag.Name)
 	}

@@ -66,6 +66,8 @@ var (
 	inactiveFlag    = &cli.DurationFlag{Name: "vflux.inactive", Usage: "How long a free client may wait without capacity", Value: params.DefaultInactiveAllowance, Category: catVflux}
 	maxInactiveFlag = &cli.Uint64Flag{Name: "vflux.maxinactive", Usage: "Peer slots for clients waiting without capacity, one kept free for newcomers (0 = maxclients)", Category: catVflux}
 
+	resetSettingsFlag = &cli.BoolFlag{Name: "vflux.resetsettings", Usage: "Discard the limits, bias and default prices saved over RPC (restored at start, they win over flags and config)", Category: catVflux}
+
 	priceTimeFlag        = priceFlag("vflux.price.time", "Price of connection time, tokens per second", params.DefaultTimeFactor)
 	priceCapacityFlag    = priceFlag("vflux.price.capacity", "Price of capacity, tokens per second per 1,000,000 capacity", params.DefaultCapacityFactor)
 	priceRequestFlag     = priceFlag("vflux.price.request", "Price of requests, tokens per cost unit", params.DefaultRequestFactor)
@@ -92,6 +94,7 @@ var nodeFlags = []cli.Flag{
 	maxPeersFlag, noDiscoverFlag,
 	metricsFlag, metricsAddrFlag, metricsPortFlag, verbosityFlag,
 	serveFlag, maxClientsFlag, capacityFlag, minCapFlag, biasFlag, inactiveFlag, maxInactiveFlag,
+	resetSettingsFlag,
 	priceTimeFlag, priceCapacityFlag, priceRequestFlag,
 	negPriceTimeFlag, negPriceCapacityFlag, negPriceRequestFlag,
 	posExpFlag, negExpFlag,
