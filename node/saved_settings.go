@@ -70,7 +70,8 @@ func restoreSettings(pool *clientpool.ClientPool, cfg Config, lg log.Logger) err
 		configured := pricesParams(cfg.PosPrices, cfg.NegPrices)
 		persisted := pricesParams(PricesFromPool(f.Pos), PricesFromPool(f.Neg))
 		for _, k := range priceKeys {
-			override(priceSettings[k], configured[k], persisted[k])
+			// As text: the terminal log format shows a float with 3 decimals.
+			override(priceSettings[k], fmt.Sprint(configured[k]), fmt.Sprint(persisted[k]))
 		}
 		pool.SetDefaultFactors(f.Pos, f.Neg)
 	}
