@@ -92,6 +92,7 @@ func (a *API) ServerInfo() (*ServerInfo, error) {
 	maxCount, maxCap := s.pool.Limits()
 	count, capacity := s.pool.Active()
 	posTC, negTC := s.pool.GetExpirationTCs()
+	pos, neg := s.pool.DefaultFactors()
 	return &ServerInfo{
 		ServiceName:       s.cfg.ServiceName,
 		MinCap:            s.cfg.MinCap,
@@ -103,11 +104,11 @@ func (a *API) ServerInfo() (*ServerInfo, error) {
 		MaxInactive:       s.cfg.PoolMaxInactive(),
 		ConnectedCount:    s.clients.count(),
 		TotalTokens:       s.pool.TotalTokenAmount(),
-		ConnectedBias:     s.bias.Seconds(),
+		ConnectedBias:     s.pool.ConnectedBias().Seconds(),
 		PosExpirationTC:   posTC,
 		NegExpirationTC:   negTC,
 		InactiveAllowance: s.cfg.InactiveAllowance.Seconds(),
-		DefaultParams:     pricesParams(s.posPrices, s.negPrices),
+		DefaultParams:     pricesParams(PricesFromPool(pos), PricesFromPool(neg)),
 	}, nil
 }
 
@@ -296,6 +297,11 @@ func (a *API) SetClientParams(ids []string, p map[string]interface{}) error {
 	return nil
 }
 
+// The setters below change a pool setting and save it in the pool's store
+// before it takes effect (doc.go, "Settings changed over RPC"): a failed write
+// is returned and leaves the previous value in effect. They hold the service
+// lock, so Stop cannot close the database under a write.
+
 // SetDefaultParams changes the prices that clients connecting from now on get.
 func (a *API) SetDefaultParams(p map[string]interface{}) error {
 	u, err := parseParams(p, false)
@@ -308,9 +314,13 @@ func (a *API) SetDefaultParams(p map[string]interface{}) error {
 	if s.stopped {
 		return ErrNotServing
 	}
-	s.posPrices, s.negPrices = u.apply(s.posPrices, s.negPrices)
-	s.pool.SetDefaultFactors(s.posPrices.PoolFactors(), s.negPrices.PoolFactors())
-	s.log.Info("Default prices changed", "positive", fmt.Sprintf("%+v", s.posPrices), "negative", fmt.Sprintf("%+v", s.negPrices))
+	oldPosF, oldNegF := s.pool.DefaultFactors()
+	oldPos, oldNeg := PricesFromPool(oldPosF), PricesFromPool(oldNegF)
+	pos, neg := u.apply(oldPos, oldNeg)
+	if err := s.pool.SaveDefaultFactors(pos.PoolFactors(), neg.PoolFactors()); err != nil {
+		return settingNotChanged("default prices", err)
+	}
+	logPricesChange(s.log, oldPos, oldNeg, pos, neg)
 	return nil
 }
 
@@ -325,29 +335,40 @@ func (a *API) SetConnectedBias(seconds uint64) error {
 	if s.stopped {
 		return ErrNotServing
 	}
-	old := s.bias
-	s.bias = time.Duration(seconds) * time.Second
-	s.pool.SetConnectedBias(s.bias)
-	s.log.Info("Connected bias changed", "bias", fmt.Sprintf("%v -> %v", old, s.bias))
+	old, bias := s.pool.ConnectedBias(), time.Duration(seconds)*time.Second
+	if err := s.pool.SaveConnectedBias(bias); err != nil {
+		return settingNotChanged("connected bias", err)
+	}
+	logBiasChange(s.log, old, bias)
 	return nil
 }
 
 // SetLimits changes the most active clients and their total capacity. The
 // node's p2p peer slots stay as sized at start.
 func (a *API) SetLimits(count, capacity uint64) error {
-	switch {
-	case count == 0 || count > maxSaneClients:
-		return fmt.Errorf("%w: count must be 1 to %d, got %d", ErrInvalidArgument, maxSaneClients, count)
-	case capacity < a.s.cfg.MinCap:
-		return fmt.Errorf("%w: capacity %d is below minCap %d", ErrInvalidArgument, capacity, a.s.cfg.MinCap)
-	}
-	if err := a.checkRunning(); err != nil {
+	if err := checkLimits(count, capacity, a.s.cfg.MinCap); err != nil {
 		return err
 	}
-	oldCount, oldCap := a.s.pool.Limits()
-	a.s.pool.SetLimits(count, capacity)
-	a.s.logLimits(oldCount, oldCap, count, capacity)
+	s := a.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return ErrNotServing
+	}
+	oldCount, oldCap := s.pool.Limits()
+	if err := s.pool.SaveLimits(count, capacity); err != nil {
+		return settingNotChanged("limits", err)
+	}
+	logLimitsChange(s.log, oldCount, oldCap, count, capacity)
 	return nil
+}
+
+// settingNotChanged is the error of a setter whose save failed.
+func settingNotChanged(what string, err error) error {
+	if errors.Is(err, clientpool.ErrStopped) {
+		return ErrNotServing
+	}
+	return fmt.Errorf("%s not changed: %w", what, err)
 }
 
 // Events streams pool events: vflux_subscribe("events").

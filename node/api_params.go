@@ -67,6 +67,17 @@ func parseNodeIDs(ids []string) ([]enode.ID, error) {
 	return out, nil
 }
 
+// checkLimits checks the limits of setLimits (and saved ones at start).
+func checkLimits(count, capacity, minCap uint64) error {
+	switch {
+	case count == 0 || count > maxSaneClients:
+		return fmt.Errorf("%w: count must be 1 to %d, got %d", ErrInvalidArgument, maxSaneClients, count)
+	case capacity < minCap:
+		return fmt.Errorf("%w: capacity %d is below minCap %d", ErrInvalidArgument, capacity, minCap)
+	}
+	return nil
+}
+
 func abbreviate(s string) string {
 	if len(s) > 80 {
 		return s[:77] + "..."

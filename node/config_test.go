@@ -41,6 +41,17 @@ func TestPricesConvertToPerNanosecondFactors(t *testing.T) {
 	}
 }
 
+func TestPricesTypedInEdgeUnitsReadBackAsTyped(t *testing.T) {
+	// x/1e9*1e9 != x for about one in twenty prices with two decimals.
+	for i := 1; i <= 100000; i++ {
+		x := float64(i) / 100
+		p := Prices{Time: x, Capacity: float64(i) * 1e4, Request: x}
+		if back := PricesFromPool(p.PoolFactors()); back != p {
+			t.Fatalf("%+v read back as %+v", p, back)
+		}
+	}
+}
+
 func TestValidateRejectsBadConfigs(t *testing.T) {
 	tests := []struct {
 		name   string

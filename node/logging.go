@@ -173,8 +173,3 @@ func (s *Service) logStatus(last requestCounts) {
 func (s *Service) logTopUp(id enode.ID, amount int64, oldBal, newBal uint64) {
 	s.log.Info("Balance changed", "client", id.TerminalString(), "amount", amount, "balance", fmt.Sprintf("%d -> %d", oldBal, newBal))
 }
-
-// logLimits tells the operator about changed limits.
-func (s *Service) logLimits(oldCount, oldCap, count, capacity uint64) {
-	s.log.Info("Limits changed", "maxclients", fmt.Sprintf("%d -> %d", oldCount, count), "capacity", fmt.Sprintf("%d -> %d", oldCap, capacity))
-}

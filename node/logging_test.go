@@ -117,7 +117,7 @@ func TestTheLogTellsEachClientsStoryAtInfo(t *testing.T) {
 	if err := n.api.SetLimits(ctx, 2, 5000); err != nil {
 		t.Fatal(err)
 	}
-	logs.wait(t, 0, "Limits changed", map[string]string{"maxclients": "1 -> 2", "capacity": "10000 -> 5000"})
+	logs.wait(t, 0, "Limits changed over RPC", map[string]string{"maxclients": "1 -> 2", "capacity": "10000 -> 5000"})
 
 	pc.cl.Close()
 	logs.wait(t, 0, "Client disconnected", map[string]string{"client": paidID.TerminalString(), "reason": "peer left"})

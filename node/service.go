@@ -33,15 +33,14 @@ type Service struct {
 	clients *clientRegistry
 	log     log.Logger
 
-	// mu guards the fields below; it serialises Start, Stop and the settings
-	// the RPC API changes. Lock order: mu before the pool's lock (pool methods
-	// are called with mu held; the pool never calls into Service).
-	mu                   sync.Mutex
-	started, stopped     bool
-	posPrices, negPrices Prices
-	bias                 time.Duration
-	quit                 chan struct{}
-	loopDone, logDone    chan struct{}
+	// mu guards the fields below; it serialises Start, Stop and the RPC
+	// setters (which write to the database Stop closes). The settings
+	// themselves are the pool's. Lock order: mu before the pool's locks (pool
+	// methods are called with mu held; the pool never calls into Service).
+	mu                sync.Mutex
+	started, stopped  bool
+	quit              chan struct{}
+	loopDone, logDone chan struct{}
 
 	// statusArmed, set by tests before Start, receives after the log loop
 	// armed its status timer (so a test can move a simulated clock past it).
@@ -72,6 +71,11 @@ func New(stack *gethnode.Node, cfg Config) (*Service, error) {
 	pool.SetMaxInactive(cfg.PoolMaxInactive())
 	pool.SetDefaultFactors(cfg.PosPrices.PoolFactors(), cfg.NegPrices.PoolFactors())
 	pool.SetExpirationTCs(cfg.ExpirationTCs())
+	if err := restoreSettings(pool, cfg, log.Root()); err != nil {
+		pool.Stop()
+		db.Close()
+		return nil, err
+	}
 
 	server := vflux.NewServer(vflux.ServerConfig{Clock: clock, Rate: cfg.RequestRate, MaxQueuedCost: cfg.MaxQueuedCost})
 	svc := countingService{pool: pool}
@@ -84,17 +88,14 @@ func New(stack *gethnode.Node, cfg Config) (*Service, error) {
 		}
 	}
 	s := &Service{
-		cfg:       cfg,
-		stack:     stack,
-		db:        db,
-		pool:      pool,
-		server:    server,
-		clients:   newClientRegistry(pool, clock),
-		log:       log.Root(),
-		posPrices: cfg.PosPrices,
-		negPrices: cfg.NegPrices,
-		bias:      cfg.ConnectedBias,
-		quit:      make(chan struct{}),
+		cfg:     cfg,
+		stack:   stack,
+		db:      db,
+		pool:    pool,
+		server:  server,
+		clients: newClientRegistry(pool, clock),
+		log:     log.Root(),
+		quit:    make(chan struct{}),
 	}
 	s.handler = protocol.NewHandler(protocol.Config{
 		Pool:              s.clients,

@@ -284,6 +284,9 @@ func applyVfluxFlags(ctx *cli.Context, c *vfnode.Config) error {
 	if ctx.IsSet(maxQueuedCostFlag.Name) {
 		c.MaxQueuedCost = ctx.Uint64(maxQueuedCostFlag.Name)
 	}
+	if ctx.IsSet(resetSettingsFlag.Name) {
+		c.ResetSettings = ctx.Bool(resetSettingsFlag.Name)
+	}
 	if ctx.IsSet(inactiveFlag.Name) {
 		c.InactiveAllowance = ctx.Duration(inactiveFlag.Name)
 	}

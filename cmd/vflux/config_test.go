@@ -106,12 +106,13 @@ func TestFlagsMapOntoConfig(t *testing.T) {
 		"--vflux.inactive", "0s", "--vflux.price.time", "2", "--vflux.price.negative.request", "0.5",
 		"--vflux.expiration.positive", "2h", "--http", "--http.api", "vflux,admin", "--nat", "extip:127.0.0.1",
 		"--vflux.requestrate", "250", "--vflux.maxqueuedcost", "64", "--log.format", "json", "--vmodule", "p2p=4",
+		"--vflux.resetsettings",
 	)
 	if err != nil {
 		t.Fatal(err)
 	}
 	v := fc.Vflux
-	if !v.Serve || v.MinCap != 50 || v.Capacity != 5000 || v.ConnectedBias != 10*time.Second || v.InactiveAllowance != 0 {
+	if !v.Serve || v.MinCap != 50 || v.Capacity != 5000 || v.ConnectedBias != 10*time.Second || v.InactiveAllowance != 0 || !v.ResetSettings {
 		t.Errorf("vflux config not mapped: %+v", v)
 	}
 	if v.PosPrices.Time != 2 || v.NegPrices.Request != 0.5 || v.PosExpiration != 2*time.Hour {

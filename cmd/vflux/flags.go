@@ -74,6 +74,8 @@ var (
 	}
 	maxInactiveFlag = &cli.Uint64Flag{Name: "vflux.maxinactive", Usage: "Peer slots for clients waiting without capacity, one kept free for newcomers (0 = maxclients)", Category: catVflux}
 
+	resetSettingsFlag = &cli.BoolFlag{Name: "vflux.resetsettings", Usage: "Discard the limits, bias and default prices saved over RPC (restored at start, they win over flags and config)", Category: catVflux}
+
 	priceTimeFlag        = priceFlag("vflux.price.time", "Price of connection time, tokens per second", params.DefaultTimeFactor)
 	priceCapacityFlag    = priceFlag("vflux.price.capacity", "Price of capacity, tokens per second per 1,000,000 capacity", params.DefaultCapacityFactor)
 	priceRequestFlag     = priceFlag("vflux.price.request", "Price of requests, tokens per cost unit", params.DefaultRequestFactor)
@@ -101,6 +103,7 @@ var nodeFlags = []cli.Flag{
 	metricsFlag, metricsAddrFlag, metricsPortFlag, verbosityFlag, logFormatFlag, vmoduleFlag,
 	serveFlag, maxClientsFlag, capacityFlag, minCapFlag, biasFlag, inactiveFlag, maxInactiveFlag,
 	requestRateFlag, maxQueuedCostFlag,
+	resetSettingsFlag,
 	priceTimeFlag, priceCapacityFlag, priceRequestFlag,
 	negPriceTimeFlag, negPriceCapacityFlag, negPriceRequestFlag,
 	posExpFlag, negExpFlag,

@@ -70,6 +70,11 @@ func runNode(ctx *cli.Context) error {
 		}
 		defer srv.Close()
 	}
+	// Signals are caught from before the start on: one that arrives as soon as
+	// the addresses are logged shuts down cleanly instead of killing the process.
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigc)
 	if err := stack.Start(); err != nil {
 		return fmt.Errorf("start node: %w", err)
 	}
@@ -77,9 +82,6 @@ func runNode(ctx *cli.Context) error {
 	log.Info("vflux node started", "enr", self.String())
 	log.Info("Node addresses", "enode", self.URLv4(), "ipc", stack.IPCEndpoint(), "listen", stack.Server().ListenAddr)
 
-	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigc)
 	select {
 	case sig := <-sigc:
 		log.Info("Got signal, shutting down", "signal", sig)
