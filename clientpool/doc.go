@@ -156,6 +156,22 @@
 // not answered, and the sweep leaves the key alone; each is logged, and
 // nothing is written for that client.
 //
+// # Settings saved at run time
+//
+// The pool is the only owner of its limits, connected bias and default price
+// factors; a program reads them back with Limits, ConnectedBias and
+// DefaultFactors. The plain setters (SetLimits, ...) change them in memory
+// only, so a bare NewClientPool starts as SPEC 3.1 says. The Save methods
+// (SaveLimits, SaveConnectedBias, SaveDefaultFactors) are for changes an
+// operator makes at run time: each writes the whole record of saved settings
+// under the "set:" key (synced) and applies the setting only once the write
+// succeeded, so a failed write is returned and changes nothing. The record
+// holds only what was saved; SavedSettings reads it (a corrupt record is
+// logged and read as empty, the next save replaces it), and the program
+// decides at start whether to restore it (node.New does, see node/doc.go);
+// ResetSettings deletes it. Saves are serialised by their own lock, taken
+// before mu.
+//
 // # The hourly sweep
 //
 // An explicit AddBalance or SetBalance stores its exact result, however small

@@ -26,6 +26,7 @@ type ClientPool struct {
 	subs    []*eventSub
 	dropped atomic.Uint64
 	quit    chan struct{}
+	saved   savedSettings // the settings saved on disk (settings.go); its lock is taken before mu
 
 	mu           sync.Mutex // guards everything below
 	started      bool

@@ -18,10 +18,12 @@ import (
 //	"pb:" + nodeID (32 bytes) -> RLP(ExpiredValue)  positive balance
 //	"nb:" + freeID            -> RLP(ExpiredValue)  negative balance
 //	"exp:"                    -> RLP(storedOffsets) both log offsets
+//	"set:"                    -> RLP(storedSettings) settings saved at run time (settings.go)
 var (
 	posPrefix = []byte("pb:")
 	negPrefix = []byte("nb:")
 	expKey    = []byte("exp:")
+	setKey    = []byte("set:")
 )
 
 // storedOffsets is the persisted form of the two expiration offsets.
@@ -46,6 +48,7 @@ func dbKey(kind []byte, id []byte) []byte {
 func posKey(id enode.ID) []byte      { return dbKey(posPrefix, id[:]) }
 func negKey(freeID string) []byte    { return dbKey(negPrefix, []byte(freeID)) }
 func offsetsKey() []byte             { return dbKey(expKey, nil) }
+func settingsKey() []byte            { return dbKey(setKey, nil) }
 func posKeyPrefix() []byte           { return dbKey(posPrefix, nil) }
 func negKeyPrefix() []byte           { return dbKey(negPrefix, nil) }
 func idFromPosKey(k []byte) enode.ID { var id enode.ID; copy(id[:], k[2+len(posPrefix):]); return id }

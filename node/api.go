@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/big"
 	"time"
 
 	"github.com/ethereum/go-ethereum/p2p/enode"
@@ -93,6 +92,7 @@ func (a *API) ServerInfo() (*ServerInfo, error) {
 	maxCount, maxCap := s.pool.Limits()
 	count, capacity := s.pool.Active()
 	posTC, negTC := s.pool.GetExpirationTCs()
+	pos, neg := s.pool.DefaultFactors()
 	return &ServerInfo{
 		ServiceName:       s.cfg.ServiceName,
 		MinCap:            s.cfg.MinCap,
@@ -104,11 +104,11 @@ func (a *API) ServerInfo() (*ServerInfo, error) {
 		MaxInactive:       s.cfg.PoolMaxInactive(),
 		ConnectedCount:    s.clients.count(),
 		TotalTokens:       s.pool.TotalTokenAmount(),
-		ConnectedBias:     s.bias.Seconds(),
+		ConnectedBias:     s.pool.ConnectedBias().Seconds(),
 		PosExpirationTC:   posTC,
 		NegExpirationTC:   negTC,
 		InactiveAllowance: s.cfg.InactiveAllowance.Seconds(),
-		DefaultParams:     pricesParams(s.posPrices, s.negPrices),
+		DefaultParams:     pricesParams(PricesFromPool(pos), PricesFromPool(neg)),
 	}, nil
 }
 
@@ -193,17 +193,20 @@ func (a *API) clientInfos(ids []enode.ID) (map[string]ClientInfo, error) {
 }
 
 // AddBalance adds amount (negative to take tokens away) to a client's
-// positive balance and returns [old, new]. The change is on disk when the
-// call returns.
-func (a *API) AddBalance(id string, amount *big.Int) ([2]uint64, error) {
+// positive balance and returns [old, new]. The amount is a JSON number or a
+// string ParseTokenAmount takes. Taking away more than the balance holds is
+// ErrBalanceTooLow unless opts asks to clamp (then the balance ends at 0).
+// The change is on disk when the call returns.
+func (a *API) AddBalance(id string, amount Amount, opts *AddBalanceOptions) ([2]uint64, error) {
 	nodeID, err := ParseNodeID(id)
 	if err != nil {
 		return [2]uint64{}, err
 	}
-	amt, err := parseAmount(amount)
+	amt, err := ParseBalanceChange(string(amount))
 	if err != nil {
 		return [2]uint64{}, err
 	}
+	clamp := opts != nil && opts.Clamp
 	if err := a.checkRunning(); err != nil {
 		return [2]uint64{}, err
 	}
@@ -211,13 +214,40 @@ func (a *API) AddBalance(id string, amount *big.Int) ([2]uint64, error) {
 	if c, ok := a.s.clients.get(nodeID); ok {
 		freeID = c.freeID
 	}
-	oldBal, newBal, err := a.s.pool.AddBalance(nodeID, freeID, amt)
+	// The check and the change are one balance operation, so spending in
+	// between cannot turn a refused removal into a clamped one.
+	var oldBal, newBal uint64
+	ran := false
+	a.s.pool.BalanceOperation(nodeID, freeID, func(op clientpool.AtomicBalanceOperator) {
+		ran = true
+		oldBal, _ = op.GetBalance()
+		if amt < 0 && !clamp && uint64(-(amt+1)) >= oldBal { // -amt > oldBal, without overflow
+			err = fmt.Errorf("%w: cannot take %d tokens from %s, its balance holds %d (ask to clamp to empty it: RPC option {\"clamp\": true}, command line --clamp)",
+				ErrBalanceTooLow, -amt, nodeID.TerminalString(), oldBal)
+			newBal = oldBal
+			return
+		}
+		oldBal, newBal, err = op.AddBalance(amt)
+	})
+	if !ran {
+		// The pool ran nothing: it stopped, or a stored balance cannot be
+		// read. BalanceOperation does not say which; a no-op AddBalance
+		// (which does) asks again.
+		_, _, err = a.s.pool.AddBalance(nodeID, freeID, 0)
+		if err == nil {
+			err = errors.New("a stored balance could not be read a moment ago (see the node's log); nothing changed, try again")
+		}
+	}
 	switch {
 	case errors.Is(err, clientpool.ErrStopped):
 		return [2]uint64{}, ErrNotServing
+	case errors.Is(err, ErrBalanceTooLow):
+		return [2]uint64{}, err
 	case err != nil: // including a failed database write: the top-up did not happen
 		return [2]uint64{}, fmt.Errorf("add %d tokens to %s: %w", amt, nodeID.TerminalString(), err)
 	}
+	countTopUp(oldBal, newBal)
+	a.s.logTopUp(nodeID, amt, oldBal, newBal)
 	return [2]uint64{oldBal, newBal}, nil
 }
 
@@ -267,6 +297,11 @@ func (a *API) SetClientParams(ids []string, p map[string]interface{}) error {
 	return nil
 }
 
+// The setters below change a pool setting and save it in the pool's store
+// before it takes effect (doc.go, "Settings changed over RPC"): a failed write
+// is returned and leaves the previous value in effect. They hold the service
+// lock, so Stop cannot close the database under a write.
+
 // SetDefaultParams changes the prices that clients connecting from now on get.
 func (a *API) SetDefaultParams(p map[string]interface{}) error {
 	u, err := parseParams(p, false)
@@ -279,8 +314,13 @@ func (a *API) SetDefaultParams(p map[string]interface{}) error {
 	if s.stopped {
 		return ErrNotServing
 	}
-	s.posPrices, s.negPrices = u.apply(s.posPrices, s.negPrices)
-	s.pool.SetDefaultFactors(s.posPrices.PoolFactors(), s.negPrices.PoolFactors())
+	oldPosF, oldNegF := s.pool.DefaultFactors()
+	oldPos, oldNeg := PricesFromPool(oldPosF), PricesFromPool(oldNegF)
+	pos, neg := u.apply(oldPos, oldNeg)
+	if err := s.pool.SaveDefaultFactors(pos.PoolFactors(), neg.PoolFactors()); err != nil {
+		return settingNotChanged("default prices", err)
+	}
+	logPricesChange(s.log, oldPos, oldNeg, pos, neg)
 	return nil
 }
 
@@ -295,25 +335,40 @@ func (a *API) SetConnectedBias(seconds uint64) error {
 	if s.stopped {
 		return ErrNotServing
 	}
-	s.bias = time.Duration(seconds) * time.Second
-	s.pool.SetConnectedBias(s.bias)
+	old, bias := s.pool.ConnectedBias(), time.Duration(seconds)*time.Second
+	if err := s.pool.SaveConnectedBias(bias); err != nil {
+		return settingNotChanged("connected bias", err)
+	}
+	logBiasChange(s.log, old, bias)
 	return nil
 }
 
 // SetLimits changes the most active clients and their total capacity. The
 // node's p2p peer slots stay as sized at start.
 func (a *API) SetLimits(count, capacity uint64) error {
-	switch {
-	case count == 0 || count > maxSaneClients:
-		return fmt.Errorf("%w: count must be 1 to %d, got %d", ErrInvalidArgument, maxSaneClients, count)
-	case capacity < a.s.cfg.MinCap:
-		return fmt.Errorf("%w: capacity %d is below minCap %d", ErrInvalidArgument, capacity, a.s.cfg.MinCap)
-	}
-	if err := a.checkRunning(); err != nil {
+	if err := checkLimits(count, capacity, a.s.cfg.MinCap); err != nil {
 		return err
 	}
-	a.s.pool.SetLimits(count, capacity)
+	s := a.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return ErrNotServing
+	}
+	oldCount, oldCap := s.pool.Limits()
+	if err := s.pool.SaveLimits(count, capacity); err != nil {
+		return settingNotChanged("limits", err)
+	}
+	logLimitsChange(s.log, oldCount, oldCap, count, capacity)
 	return nil
+}
+
+// settingNotChanged is the error of a setter whose save failed.
+func settingNotChanged(what string, err error) error {
+	if errors.Is(err, clientpool.ErrStopped) {
+		return ErrNotServing
+	}
+	return fmt.Errorf("%s not changed: %w", what, err)
 }
 
 // Events streams pool events: vflux_subscribe("events").

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/big"
 	"sort"
 	"strings"
 
@@ -37,9 +36,9 @@ var priceKeys = []string{keyTimeFactor, keyCapacityFactor, keyRequestFactor, key
 func ParseNodeID(s string) (enode.ID, error) {
 	s = strings.TrimSpace(s)
 	if strings.HasPrefix(s, "enode://") || strings.HasPrefix(s, "enr:") {
-		n, err := enode.Parse(enode.ValidSchemes, s)
+		n, err := ParseNodeURL(s)
 		if err != nil {
-			return enode.ID{}, fmt.Errorf("%w: node %q: %v", ErrInvalidArgument, abbreviate(s), err)
+			return enode.ID{}, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
 		}
 		return n.ID(), nil
 	}
@@ -66,6 +65,17 @@ func parseNodeIDs(ids []string) ([]enode.ID, error) {
 		out[i] = id
 	}
 	return out, nil
+}
+
+// checkLimits checks the limits of setLimits (and saved ones at start).
+func checkLimits(count, capacity, minCap uint64) error {
+	switch {
+	case count == 0 || count > maxSaneClients:
+		return fmt.Errorf("%w: count must be 1 to %d, got %d", ErrInvalidArgument, maxSaneClients, count)
+	case capacity < minCap:
+		return fmt.Errorf("%w: capacity %d is below minCap %d", ErrInvalidArgument, capacity, minCap)
+	}
+	return nil
 }
 
 func abbreviate(s string) string {
@@ -177,34 +187,4 @@ func pricesParams(pos, neg Prices) map[string]interface{} {
 		keyNegCapacityFactor: neg.Capacity,
 		keyNegRequestFactor:  neg.Request,
 	}
-}
-
-// parseAmount checks an addBalance amount: a whole number whose magnitude
-// fits in an int64 (balances are capped at MaxInt64 tokens).
-func parseAmount(a *big.Int) (int64, error) {
-	if a == nil {
-		return 0, fmt.Errorf("%w: amount is missing", ErrInvalidArgument)
-	}
-	if !a.IsInt64() || a.Int64() == math.MinInt64 {
-		return 0, fmt.Errorf("%w: amount %s is out of range: balances hold at most %d tokens", ErrInvalidArgument, a, int64(math.MaxInt64))
-	}
-	return a.Int64(), nil
-}
-
-// ParseTokenAmount parses a token amount written as an integer ("1000000") or
-// in exponent form ("1e9", "2.5e12"); it must be a whole number.
-func ParseTokenAmount(s string) (*big.Int, error) {
-	s = strings.TrimSpace(s)
-	f, ok := new(big.Float).SetPrec(256).SetString(s)
-	if !ok {
-		return nil, fmt.Errorf("%w: token amount %q is not a number", ErrInvalidArgument, s)
-	}
-	if f.IsInf() {
-		return nil, fmt.Errorf("%w: token amount %q is infinite", ErrInvalidArgument, s)
-	}
-	v, acc := f.Int(nil)
-	if acc != big.Exact {
-		return nil, fmt.Errorf("%w: token amount %q is not a whole number", ErrInvalidArgument, s)
-	}
-	return v, nil
 }

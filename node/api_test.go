@@ -31,7 +31,7 @@ func TestAPIRejectsBadArgumentsWithClearErrors(t *testing.T) {
 	}{
 		{"a malformed node ID", "vflux_clientInfo", []interface{}{[]string{"nothex"}}, "neither 64 hex digits"},
 		{"a short node ID", "vflux_addBalance", []interface{}{"0x1234", 5}, "neither 64 hex digits"},
-		{"a malformed enode URL", "vflux_clientInfo", []interface{}{[]string{"enode://zz@1.2.3.4:5"}}, "invalid argument: node"},
+		{"a malformed enode URL", "vflux_clientInfo", []interface{}{[]string{"enode://zz@1.2.3.4:5"}}, "invalid argument: not a valid ENR or enode URL"},
 		{"no IDs at all", "vflux_clientInfo", []interface{}{[]string{}}, "no node IDs"},
 		{"an amount above 2^63", "vflux_addBalance", []interface{}{id, tooBig}, "out of range"},
 		{"an amount below -2^63", "vflux_addBalance", []interface{}{id, new(big.Int).Neg(tooBig)}, "out of range"},
@@ -226,11 +226,11 @@ func TestMetricsFollowThePoolOnThePrometheusHandler(t *testing.T) {
 	connectedBefore := connectedMeter.Snapshot().Count()
 	c := mustDial(t, n)
 	waitCapacity(t, c, 1000)
-	eventually(t, "active/count gauge at 1", func() bool { return activeCountGauge.Snapshot().Value() == 1 })
+	eventually(t, "vflux_clients_active at 1", func() bool { return activeCountGauge.Snapshot().Value() == 1 })
 	if activeCapGauge.Snapshot().Value() != 1000 {
-		t.Errorf("active/capacity gauge = %d, want 1000", activeCapGauge.Snapshot().Value())
+		t.Errorf("vflux_capacity_active = %d, want 1000", activeCapGauge.Snapshot().Value())
 	}
-	eventually(t, "clientEvent/connected meter", func() bool { return connectedMeter.Snapshot().Count() > connectedBefore })
+	eventually(t, "vflux_clients_connected_total", func() bool { return connectedMeter.Snapshot().Count() > connectedBefore })
 
 	srv := httptest.NewServer(prometheus.Handler(metrics.DefaultRegistry))
 	defer srv.Close()
@@ -241,9 +241,10 @@ func TestMetricsFollowThePoolOnThePrometheusHandler(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		"vflux_server_active_count 1", "vflux_server_active_capacity 1000", "vflux_server_inactive_count 0",
-		"vflux_server_totalTokens", "vflux_server_clientEvent_connected", "vflux_server_capQuery_zero",
-		"vflux_server_request_served", "vflux_server_events_dropped",
+		"vflux_clients_active 1\n", "vflux_capacity_active 1000\n", "vflux_clients_inactive 0\n",
+		"vflux_clients_max 4\n", "vflux_capacity_max 40000\n",
+		"vflux_tokens_held", "vflux_clients_connected_total", "vflux_capacity_queries_zero_total",
+		"vflux_requests_served_total", "vflux_events_dropped_total", "vflux_tokens_added_total",
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("Prometheus output lacks %q", want)

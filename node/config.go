@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,9 +37,22 @@ func (p Prices) PoolFactors() clientpool.PriceFactors {
 	}
 }
 
-// PricesFromPool converts the pool's per-nanosecond factors back to edge units.
+// PricesFromPool converts the pool's per-nanosecond factors back to edge
+// units. Time and capacity are rounded to 15 significant digits: dividing by
+// 1e9 and multiplying back can be an ulp off (0.37 came back as
+// 0.37000000000000005), and a price typed with up to 15 digits must read back
+// as typed.
 func PricesFromPool(f clientpool.PriceFactors) Prices {
-	return Prices{Time: f.TimeFactor * 1e9, Capacity: f.CapacityFactor * 1e9, Request: f.RequestFactor}
+	return Prices{Time: perSecond(f.TimeFactor), Capacity: perSecond(f.CapacityFactor), Request: f.RequestFactor}
+}
+
+func perSecond(factor float64) float64 {
+	v := factor * 1e9
+	r, err := strconv.ParseFloat(strconv.FormatFloat(v, 'g', 15, 64), 64)
+	if err != nil {
+		return v
+	}
+	return r
 }
 
 func (p Prices) validate(what string) error {
@@ -95,6 +109,10 @@ type Config struct {
 	// DatabaseCache (MiB) and DatabaseHandles size the balance LevelDB.
 	DatabaseCache   int
 	DatabaseHandles int
+	// ResetSettings discards, at start, the limits, bias and default prices
+	// saved by the RPC setters; otherwise they are restored and win over the
+	// values above (see doc.go, "Settings changed over RPC").
+	ResetSettings bool
 
 	// Clock is the pool's clock; nil means mclock.System. Tests use
 	// mclock.Simulated.

@@ -229,7 +229,7 @@ func (d *Devnet) fund() error {
 	api := &API{s: d.svc}
 	for _, c := range d.clients {
 		if c.paid && d.cfg.PaidTokens.Sign() > 0 {
-			if _, err := api.AddBalance(c.id.String(), d.cfg.PaidTokens); err != nil {
+			if _, err := api.AddBalance(c.id.String(), Amount(d.cfg.PaidTokens.String()), nil); err != nil {
 				return fmt.Errorf("fund %s: %w", c.name, err)
 			}
 		}

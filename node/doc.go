@@ -8,7 +8,11 @@
 // the pool's top-ups are fsynced), the lifecycle that starts and
 // stops the client pool, the vflux request server and the "vfx" devp2p
 // capability in the right order, the discv5 TALKREQ entry point, the "vflux"
-// RPC namespace, the metrics, and the client side of a TALKREQ capacity query
+// RPC namespace, the metrics (metrics.go: Prometheus-style vflux_* names, all
+// registered when the package loads), the operator's log (logging.go: each
+// client's story and a status line, at INFO), the parsing of what people type
+// (amount.go, nodeaddr.go: one parser for the RPC and the command line), and
+// the client side of a TALKREQ capacity query
 // (used by the command line). The RPC answers convert to the live view's
 // snapshot (package topview) in one place, topview.go, for `vflux top` and
 // the devnet alike.
@@ -22,6 +26,24 @@
 // The "vflux" RPC namespace mints tokens (addBalance) and HTTP/WebSocket have
 // no authentication: Start logs a warning for each such endpoint that serves it
 // (rpc_exposure.go); IPC, the default, is the safe way in.
+//
+// # Settings changed over RPC
+//
+// The pool owns the limits, the connected bias and the default prices; the
+// service keeps no copy (the API reads them from the pool). The RPC setters
+// (setLimits, setConnectedBias, setDefaultParams) save what they set in the
+// pool's store (clientpool.ClientPool.SaveLimits, ...; synced, under the
+// pool's "set:" key) before it takes effect, return an error and change
+// nothing when that write fails, and log at INFO what changed (old -> new).
+// setDefaultParams saves the whole set of six default prices in effect after
+// the call. The rule against the config file and flags is the simple one:
+// New restores every saved setting over the configured values (they win),
+// and logs at INFO each one that differs from its configured value (key,
+// configured, persisted); Config.ResetSettings (--vflux.resetsettings)
+// deletes them at start instead, so the configured values apply from then on.
+// Saved limits the current config cannot take (a capacity below its minCap)
+// are ignored with a warning. The p2p peer slots stay sized by the configured
+// maxclients (Start warns when they cannot hold a larger restored limit).
 //
 // It relies on the caller to build the go-ethereum node (flags, config files
 // and logging live in cmd/vflux) and to call New before the node starts:

@@ -25,6 +25,13 @@ type testNode struct {
 // port; datadir "" means in-memory balances.
 func startNode(t *testing.T, cfg Config, datadir string, noDiscovery bool) *testNode {
 	t.Helper()
+	return startNodeWith(t, cfg, datadir, noDiscovery, nil)
+}
+
+// startNodeWith is startNode with a hook that runs between New and the
+// stack's Start (to set a test logger or hook on the service).
+func startNodeWith(t *testing.T, cfg Config, datadir string, noDiscovery bool, beforeStart func(*Service)) *testNode {
+	t.Helper()
 	cfg.Serve = true
 	gc := &gethnode.Config{
 		Name:    "vflux",
@@ -44,6 +51,9 @@ func startNode(t *testing.T, cfg Config, datadir string, noDiscovery bool) *test
 	if err != nil {
 		stack.Close()
 		t.Fatal(err)
+	}
+	if beforeStart != nil {
+		beforeStart(svc)
 	}
 	if err := stack.Start(); err != nil {
 		svc.Stop()

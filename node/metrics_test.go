@@ -42,6 +42,6 @@ func TestTheDroppedEventsGaugeCountsEventsASlowSubscriberLost(t *testing.T) {
 	}
 	updateGauges(pool)
 	if got := droppedEventsGauge.Snapshot().Value(); got != int64(dropped) {
-		t.Fatalf("events/dropped gauge = %d, want the pool's %d", got, dropped)
+		t.Fatalf("vflux_events_dropped_total = %d, want the pool's %d", got, dropped)
 	}
 }

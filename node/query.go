@@ -29,7 +29,7 @@ var (
 // ParseServerNode parses an ENR ("enr:...") or an enode URL and checks that it
 // has a UDP endpoint to send TALKREQs to.
 func ParseServerNode(s string) (*enode.Node, error) {
-	n, err := enode.Parse(enode.ValidSchemes, s)
+	n, err := ParseNodeURL(s)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadNode, err)
 	}

@@ -66,9 +66,21 @@ func (c *RPCClient) ConnectedClientInfo(ctx context.Context, max int) (map[strin
 }
 
 // AddBalance calls vflux_addBalance and returns the old and new balance.
+// Taking away more than the balance holds is an error (ErrBalanceTooLow on
+// the node's side); AddBalanceClamped empties the balance instead.
 func (c *RPCClient) AddBalance(ctx context.Context, id string, amount *big.Int) (oldBal, newBal uint64, err error) {
+	return c.addBalance(ctx, id, amount, nil)
+}
+
+// AddBalanceClamped is AddBalance with the clamp option: a removal larger
+// than the balance leaves 0.
+func (c *RPCClient) AddBalanceClamped(ctx context.Context, id string, amount *big.Int) (oldBal, newBal uint64, err error) {
+	return c.addBalance(ctx, id, amount, &AddBalanceOptions{Clamp: true})
+}
+
+func (c *RPCClient) addBalance(ctx context.Context, id string, amount *big.Int, opts *AddBalanceOptions) (oldBal, newBal uint64, err error) {
 	var res [2]uint64
-	if err := c.c.CallContext(ctx, &res, "vflux_addBalance", id, amount); err != nil {
+	if err := c.c.CallContext(ctx, &res, "vflux_addBalance", id, amount, opts); err != nil {
 		return 0, 0, err
 	}
 	return res[0], res[1], nil

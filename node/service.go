@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common/mclock"
@@ -32,15 +33,21 @@ type Service struct {
 	clients *clientRegistry
 	log     log.Logger
 
-	// mu guards the fields below; it serialises Start, Stop and the settings
-	// the RPC API changes. Lock order: mu before the pool's lock (pool methods
-	// are called with mu held; the pool never calls into Service).
-	mu                   sync.Mutex
-	started, stopped     bool
-	posPrices, negPrices Prices
-	bias                 time.Duration
-	quit                 chan struct{}
-	loopDone             chan struct{}
+	// mu guards the fields below; it serialises Start, Stop and the RPC
+	// setters (which write to the database Stop closes). The settings
+	// themselves are the pool's. Lock order: mu before the pool's locks (pool
+	// methods are called with mu held; the pool never calls into Service).
+	mu                sync.Mutex
+	started, stopped  bool
+	quit              chan struct{}
+	loopDone, logDone chan struct{}
+
+	// statusArmed, set by tests before Start, receives after the log loop
+	// armed its status timer (so a test can move a simulated clock past it).
+	statusArmed chan struct{}
+	// stopping is set when Stop begins: peers closed from then on did not
+	// leave on their own (the log says so).
+	stopping atomic.Bool
 }
 
 // New sets vflux serving up on stack, which must not have been started:
@@ -65,6 +72,11 @@ func New(stack *gethnode.Node, cfg Config) (*Service, error) {
 	pool.SetMaxPerFreeID(int(cfg.MaxPerIP))
 	pool.SetDefaultFactors(cfg.PosPrices.PoolFactors(), cfg.NegPrices.PoolFactors())
 	pool.SetExpirationTCs(cfg.ExpirationTCs())
+	if err := restoreSettings(pool, cfg, log.Root()); err != nil {
+		pool.Stop()
+		db.Close()
+		return nil, err
+	}
 
 	server := vflux.NewServer(vflux.ServerConfig{Clock: clock, Rate: cfg.RequestRate, MaxQueuedCost: cfg.MaxQueuedCost})
 	svc := countingService{pool: pool}
@@ -77,17 +89,14 @@ func New(stack *gethnode.Node, cfg Config) (*Service, error) {
 		}
 	}
 	s := &Service{
-		cfg:       cfg,
-		stack:     stack,
-		db:        db,
-		pool:      pool,
-		server:    server,
-		clients:   newClientRegistry(pool, clock),
-		log:       log.Root(),
-		posPrices: cfg.PosPrices,
-		negPrices: cfg.NegPrices,
-		bias:      cfg.ConnectedBias,
-		quit:      make(chan struct{}),
+		cfg:     cfg,
+		stack:   stack,
+		db:      db,
+		pool:    pool,
+		server:  server,
+		clients: newClientRegistry(pool, clock),
+		log:     log.Root(),
+		quit:    make(chan struct{}),
 	}
 	s.handler = protocol.NewHandler(protocol.Config{
 		Pool:              s.clients,
@@ -132,6 +141,8 @@ func (s *Service) Start() error {
 	s.pool.Start()
 	s.loopDone = make(chan struct{})
 	go s.metricsLoop(s.loopDone)
+	s.logDone = make(chan struct{})
+	go s.logLoop(s.logDone)
 	srv := s.stack.Server()
 	if disc := srv.DiscoveryV5(); disc != nil {
 		disc.RegisterTalkHandler(params.TalkProtocolID, talkHandler(s.server))
@@ -159,11 +170,13 @@ func (s *Service) Stop() error {
 		return nil
 	}
 	s.stopped = true
+	s.stopping.Store(true)
 	s.server.Stop()
 	s.handler.Stop()
 	close(s.quit)
 	if s.loopDone != nil {
 		<-s.loopDone
+		<-s.logDone
 	}
 	s.pool.Stop()
 	if err := s.db.Close(); err != nil {

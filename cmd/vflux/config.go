@@ -15,7 +15,6 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 	gethnode "github.com/ethereum/go-ethereum/node"
 	"github.com/ethereum/go-ethereum/p2p"
-	"github.com/ethereum/go-ethereum/p2p/enode"
 	"github.com/ethereum/go-ethereum/p2p/nat"
 	"github.com/ethereum/go-ethereum/rpc"
 	"github.com/urfave/cli/v2"
@@ -65,6 +64,8 @@ type metricsSection struct {
 
 type logSection struct {
 	Verbosity int
+	Format    string // terminal, logfmt or json
+	Vmodule   string `toml:",omitempty"`
 }
 
 func defaultFileConfig() fileConfig {
@@ -82,7 +83,7 @@ func defaultFileConfig() fileConfig {
 		},
 		Vflux:   vfnode.DefaultConfig(),
 		Metrics: metricsSection{HTTP: params.DefaultMetricsAddr, Port: params.DefaultMetricsPort},
-		Log:     logSection{Verbosity: params.DefaultVerbosity},
+		Log:     logSection{Verbosity: params.DefaultVerbosity, Format: "terminal"},
 	}
 }
 
@@ -218,6 +219,17 @@ func applyNodeFlags(ctx *cli.Context, cfg *fileConfig) error {
 	if ctx.IsSet(verbosityFlag.Name) {
 		cfg.Log.Verbosity = ctx.Int(verbosityFlag.Name)
 	}
+	if ctx.IsSet(logFormatFlag.Name) {
+		cfg.Log.Format = ctx.String(logFormatFlag.Name)
+	}
+	if ctx.IsSet(vmoduleFlag.Name) {
+		cfg.Log.Vmodule = ctx.String(vmoduleFlag.Name)
+	}
+	switch cfg.Log.Format {
+	case "", "terminal", "logfmt", "json":
+	default:
+		return fmt.Errorf("log format %q: use terminal, logfmt or json", cfg.Log.Format)
+	}
 	if cfg.Log.Verbosity < 0 || cfg.Log.Verbosity > 5 {
 		return fmt.Errorf("verbosity %d out of range: use 0 (silent) to 5 (trace)", cfg.Log.Verbosity)
 	}
@@ -268,6 +280,15 @@ func applyVfluxFlags(ctx *cli.Context, c *vfnode.Config) error {
 	}
 	if ctx.IsSet(biasFlag.Name) {
 		c.ConnectedBias = ctx.Duration(biasFlag.Name)
+	}
+	if ctx.IsSet(requestRateFlag.Name) {
+		c.RequestRate = ctx.Float64(requestRateFlag.Name)
+	}
+	if ctx.IsSet(maxQueuedCostFlag.Name) {
+		c.MaxQueuedCost = ctx.Uint64(maxQueuedCostFlag.Name)
+	}
+	if ctx.IsSet(resetSettingsFlag.Name) {
+		c.ResetSettings = ctx.Bool(resetSettingsFlag.Name)
 	}
 	if ctx.IsSet(inactiveFlag.Name) {
 		c.InactiveAllowance = ctx.Duration(inactiveFlag.Name)
@@ -329,9 +350,9 @@ func gethConfig(cfg *fileConfig) (*gethnode.Config, error) {
 		gc.P2P.NAT = natif
 	}
 	for _, url := range n.P2P.BootstrapNodes {
-		bn, err := enode.Parse(enode.ValidSchemes, url)
+		bn, err := vfnode.ParseNodeURL(url)
 		if err != nil {
-			return nil, fmt.Errorf("invalid bootnode %q: %w", url, err)
+			return nil, fmt.Errorf("--bootnodes: %w", err)
 		}
 		gc.P2P.BootstrapNodesV5 = append(gc.P2P.BootstrapNodesV5, bn)
 	}

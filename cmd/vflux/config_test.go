@@ -105,16 +105,24 @@ func TestFlagsMapOntoConfig(t *testing.T) {
 		"--vflux.serve", "--vflux.mincap", "50", "--vflux.capacity", "5000", "--vflux.bias", "10s",
 		"--vflux.inactive", "0s", "--vflux.price.time", "2", "--vflux.price.negative.request", "0.5",
 		"--vflux.expiration.positive", "2h", "--http", "--http.api", "vflux,admin", "--nat", "extip:127.0.0.1",
+		"--vflux.requestrate", "250", "--vflux.maxqueuedcost", "64", "--log.format", "json", "--vmodule", "p2p=4",
+		"--vflux.resetsettings",
 	)
 	if err != nil {
 		t.Fatal(err)
 	}
 	v := fc.Vflux
-	if !v.Serve || v.MinCap != 50 || v.Capacity != 5000 || v.ConnectedBias != 10*time.Second || v.InactiveAllowance != 0 {
+	if !v.Serve || v.MinCap != 50 || v.Capacity != 5000 || v.ConnectedBias != 10*time.Second || v.InactiveAllowance != 0 || !v.ResetSettings {
 		t.Errorf("vflux config not mapped: %+v", v)
 	}
 	if v.PosPrices.Time != 2 || v.NegPrices.Request != 0.5 || v.PosExpiration != 2*time.Hour {
 		t.Errorf("prices/expiration not mapped: %+v", v)
+	}
+	if v.RequestRate != 250 || v.MaxQueuedCost != 64 {
+		t.Errorf("request limiter not mapped: rate %v, max queued cost %d", v.RequestRate, v.MaxQueuedCost)
+	}
+	if fc.Log.Format != "json" || fc.Log.Vmodule != "p2p=4" {
+		t.Errorf("log flags not mapped: %+v", fc.Log)
 	}
 	if gc.P2P.ListenAddr != "127.0.0.1:0" || !gc.P2P.NoDiscovery || gc.DataDir != "/tmp/x" {
 		t.Errorf("node config not mapped: listen=%q nodiscover=%v datadir=%q", gc.P2P.ListenAddr, gc.P2P.NoDiscovery, gc.DataDir)
@@ -214,6 +222,8 @@ func TestBadInputIsAReadableError(t *testing.T) {
 		{"mincap zero", []string{"--vflux.mincap", "0"}, "", "mincap"},
 		{"capacity below mincap", []string{"--vflux.capacity", "10"}, "", "below mincap"},
 		{"verbosity out of range", []string{"--verbosity", "9"}, "", "verbosity"},
+		{"an unknown log format", []string{"--log.format", "xml"}, "", "use terminal, logfmt or json"},
+		{"a negative request rate", []string{"--vflux.requestrate", "-1"}, "", "RequestRate -1 is out of range"},
 		{"a bad NAT spec", []string{"--nat", "bogus"}, "", "--nat"},
 		{"a bad bootnode", []string{"--bootnodes", "enode://nothex@1.2.3.4:1"}, "", "bootnode"},
 		{"both node key flags", []string{"--nodekey", "/x", "--nodekeyhex", "01"}, "", "mutually exclusive"},

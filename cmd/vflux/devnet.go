@@ -50,6 +50,6 @@ func init() {
 // their output is not buried in the p2p stack's info lines.
 func quietLogs(ctx *cli.Context) {
 	if !ctx.IsSet(verbosityFlag.Name) {
-		setLogVerbosity(os.Stderr, 2, false)
+		setLogVerbosity(ctx, os.Stderr, 2)
 	}
 }

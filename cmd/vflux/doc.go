@@ -10,12 +10,25 @@
 //   - the node command (config.go, run.go) builds the go-ethereum node, calls
 //     node.New and runs until interrupted; dumpconfig prints the resulting
 //     TOML and flagtable the flag table of the README;
-//   - query (query.go) asks a server's capacity over a discv5 TALKREQ through
-//     node.Query;
+//   - the client commands id, query, connect and servers (id.go, query.go,
+//     connect.go, servers.go) are thin layers over package client, with a
+//     client key of their own (--nodekey, default <datadir>/client.key);
 //   - balance get/add and clients (rpccmds.go) call the node's "vflux" RPC
 //     namespace through node.DialRPC;
 //   - top (top.go) samples vflux_serverInfo and vflux_connectedClientInfo
 //     every --interval, follows vflux_subscribe("events"), and draws the
 //     frames with package topview (which the devnet can share);
-//   - devnet (devnet.go) starts node.RunDevnet on loopback.
+//   - attach (attach.go) is go-ethereum's JavaScript console on a node's RPC,
+//     with the vflux namespace from vflux.js (embedded; the same file serves
+//     `geth attach --preload`);
+//   - devnet (devnet.go) starts node.RunDevnet on loopback;
+//   - version (version.go) prints what the binary was built from; logging.go
+//     sets up go-ethereum's log handlers (--verbosity, --log.format,
+//     --vmodule) for every command.
+//
+// Input the user types is checked before anything is dialled, by the
+// functions the node uses too (node.ParseNodeID, node.ParseBalanceChange), so
+// the command line and the RPC accept and refuse the same things in the same
+// words. usage.go turns flag parse errors and flags placed after arguments
+// into messages that say what to type.
 package main

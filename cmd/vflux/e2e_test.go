@@ -122,8 +122,8 @@ func TestNodeWithoutDiscoveryServesRLPxAndQueryFailsClearly(t *testing.T) {
 	defer poll.Stop()
 	for {
 		body := scrape(t, metricsURL)
-		if strings.Contains(body, "vflux_server_active_count 1\n") {
-			if !strings.Contains(body, "vflux_server_clientEvent_connected") {
+		if strings.Contains(body, "vflux_clients_active 1\n") {
+			if !strings.Contains(body, "vflux_clients_connected_total") {
 				t.Errorf("no clientEvent meters on the Prometheus endpoint")
 			}
 			break
@@ -165,6 +165,9 @@ func scrape(t *testing.T, url string) string {
 	return string(body)
 }
 
+// e2eSomeID is a well-formed node ID no node has.
+const e2eSomeID = "0x0101010101010101010101010101010101010101010101010101010101010101"
+
 func TestBadFlagsAndConfigExitNonZeroWithAReadableError(t *testing.T) {
 	dir := e2eDir(t)
 	badConfig := filepath.Join(dir, "bad.toml")
@@ -186,8 +189,11 @@ func TestBadFlagsAndConfigExitNonZeroWithAReadableError(t *testing.T) {
 		{"an unknown command", []string{"serve-please"}, `unknown command "serve-please"`},
 		{"query without an address", []string{"query"}, "query takes one argument"},
 		{"query of a bad address", []string{"query", "enode://nothex@127.0.0.1:1"}, "bad server address"},
-		{"a bad token amount", []string{"balance", "add", "--datadir", dir, "0x01", "lots"}, "not a number"},
-		{"balance without a running node", []string{"balance", "get", "--datadir", dir, "0x01"}, "no node running"},
+		{"a bad token amount", []string{"balance", "add", "--datadir", dir, e2eSomeID, "lots"}, "not a number"},
+		{"balance without a running node", []string{"balance", "get", "--datadir", dir, e2eSomeID}, "no node running"},
+		{"a number for a duration", []string{"--vflux.bias", "5"}, "--vflux.bias takes a duration like 90s, 3m"},
+		{"a flag after the arguments", []string{"balance", "add", e2eSomeID, "5", "--datadir", dir}, "flags go before arguments: vflux balance add --datadir " + dir + " " + e2eSomeID + " 5"},
+		{"a cut ENR", []string{"balance", "get", "--datadir", dir, "enr:-IS4QHCYrYZbAKW"}, "not a valid ENR or enode URL"},
 		{"top without a running node", []string{"top", "--once", "--datadir", dir}, "no node running"},
 		{"top with a zero interval", []string{"top", "--interval", "0", "--datadir", dir}, "give a positive duration"},
 	}

@@ -64,8 +64,18 @@ var (
 	minCapFlag      = &cli.Uint64Flag{Name: "vflux.mincap", Usage: "Capacity of every active client at least", Value: params.DefaultMinCap, Category: catVflux}
 	biasFlag        = &cli.DurationFlag{Name: "vflux.bias", Usage: "Connected bias: how long an incumbent is protected from newcomers", Value: params.DefaultConnectedBias, Category: catVflux}
 	inactiveFlag    = &cli.DurationFlag{Name: "vflux.inactive", Usage: "How long a free client may wait without capacity", Value: params.DefaultInactiveAllowance, Category: catVflux}
+	requestRateFlag = &cli.Float64Flag{
+		Name: "vflux.requestrate", Usage: "vflux requests served per second by the whole node, RLPx and TALKREQ together (0 = unlimited)",
+		Value: params.DefaultServerRate, Category: catVflux,
+	}
+	maxQueuedCostFlag = &cli.Uint64Flag{
+		Name: "vflux.maxqueuedcost", Usage: "Total cost of requests waiting for the rate limit; over it the biggest sender's queue is dropped (0 = default)",
+		Value: params.DefaultMaxQueuedCost, Category: catVflux,
+	}
 	maxInactiveFlag = &cli.Uint64Flag{Name: "vflux.maxinactive", Usage: "Peer slots for clients waiting without capacity, one kept free for newcomers (0 = maxclients)", Category: catVflux}
 	maxPerIPFlag    = &cli.Uint64Flag{Name: "vflux.maxperip", Usage: "Most clients connected at once from one IP address (IPv6: one /64; 0 = unlimited)", Value: params.DefaultMaxPerIP, Category: catVflux}
+
+	resetSettingsFlag = &cli.BoolFlag{Name: "vflux.resetsettings", Usage: "Discard the limits, bias and default prices saved over RPC (restored at start, they win over flags and config)", Category: catVflux}
 
 	priceTimeFlag        = priceFlag("vflux.price.time", "Price of connection time, tokens per second", params.DefaultTimeFactor)
 	priceCapacityFlag    = priceFlag("vflux.price.capacity", "Price of capacity, tokens per second per 1,000,000 capacity", params.DefaultCapacityFactor)
@@ -91,8 +101,10 @@ var nodeFlags = []cli.Flag{
 	wsFlag, wsAddrFlag, wsPortFlag, wsAPIFlag,
 	listenAddrFlag, portFlag, discPortFlag, natFlag, bootnodesFlag, nodeKeyFlag, nodeKeyHexFlag,
 	maxPeersFlag, noDiscoverFlag,
-	metricsFlag, metricsAddrFlag, metricsPortFlag, verbosityFlag,
+	metricsFlag, metricsAddrFlag, metricsPortFlag, verbosityFlag, logFormatFlag, vmoduleFlag,
 	serveFlag, maxClientsFlag, capacityFlag, minCapFlag, biasFlag, inactiveFlag, maxInactiveFlag, maxPerIPFlag,
+	requestRateFlag, maxQueuedCostFlag,
+	resetSettingsFlag,
 	priceTimeFlag, priceCapacityFlag, priceRequestFlag,
 	negPriceTimeFlag, negPriceCapacityFlag, negPriceRequestFlag,
 	posExpFlag, negExpFlag,

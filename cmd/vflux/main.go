@@ -6,8 +6,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/ethereum/go-ethereum/log"
-	"github.com/mattn/go-isatty"
 	"github.com/urfave/cli/v2"
 )
 
@@ -50,37 +48,29 @@ func newApp() *cli.App {
 			return setupLogging(ctx, os.Stderr)
 		},
 		OnUsageError: func(ctx *cli.Context, err error, _ bool) error {
-			return fmt.Errorf("%w (see 'vflux --help')", err)
+			return fmt.Errorf("%w (see 'vflux --help')", usageError(nodeFlags, err))
 		},
 	}
 	for _, hook := range appHooks {
 		hook(app)
 	}
+	setUsageErrors(app.Commands)
 	return app
 }
 
-// setupLogging installs go-ethereum's terminal log handler at --verbosity
-// (or the config file's [Log] Verbosity).
+// setupLogging installs go-ethereum's log handler as --verbosity,
+// --log.format and --vmodule say (the node command applies the config file's
+// [Log] section on top, see runNode).
 func setupLogging(ctx *cli.Context, w io.Writer) error {
-	verbosity := ctx.Int(verbosityFlag.Name)
-	if verbosity < 0 || verbosity > 5 {
-		return fmt.Errorf("verbosity %d out of range: use 0 (silent) to 5 (trace)", verbosity)
-	}
-	useColor := false
-	if f, ok := w.(*os.File); ok {
-		useColor = isatty.IsTerminal(f.Fd()) && os.Getenv("TERM") != "dumb"
-	}
-	setLogVerbosity(w, verbosity, useColor)
-	return nil
+	return applyLogConfig(w, logConfigFromFlags(ctx))
 }
 
-func setLogVerbosity(w io.Writer, verbosity int, useColor bool) {
-	handler := log.NewTerminalHandlerWithLevel(w, log.FromLegacyLevel(verbosity), useColor)
-	if verbosity == 0 {
-		log.SetDefault(log.NewLogger(log.DiscardHandler()))
-		return
-	}
-	log.SetDefault(log.NewLogger(handler))
+// setLogVerbosity changes the verbosity, keeping the format and vmodule of
+// the flags.
+func setLogVerbosity(ctx *cli.Context, w io.Writer, verbosity int) {
+	c := logConfigFromFlags(ctx)
+	c.Verbosity = verbosity
+	applyLogConfig(w, c) // the flags were checked by setupLogging
 }
 
 var dumpConfigCommand = &cli.Command{

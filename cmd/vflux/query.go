@@ -44,6 +44,9 @@ func init() {
 
 func runQuery(ctx *cli.Context) error {
 	quietLogs(ctx)
+	if err := flagsAfterArgs(ctx); err != nil {
+		return err
+	}
 	if ctx.NArg() != 1 {
 		return fmt.Errorf("query takes one argument, the server's ENR or enode URL (got %d)", ctx.NArg())
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/big"
 	"os"
 	"sort"
 	"strings"
@@ -34,10 +35,14 @@ var balanceCommand = &cli.Command{
 			Name:      "add",
 			Usage:     "Add tokens to a client's positive balance (negative to take them away)",
 			ArgsUsage: "<node ID|enode URL|ENR> <amount>",
-			Flags:     rpcFlags,
+			Flags:     append([]cli.Flag{clampFlag}, rpcFlags...),
 			Action:    runBalanceAdd,
 		},
 	},
+}
+
+var clampFlag = &cli.BoolFlag{
+	Name: "clamp", Usage: "Let a negative amount larger than the balance empty it (else that is an error)", Category: catClient,
 }
 
 var clientsCommand = &cli.Command{
@@ -85,8 +90,11 @@ func dialNode(ctx *cli.Context) (*vfnode.RPCClient, context.Context, context.Can
 }
 
 func runBalanceGet(ctx *cli.Context) error {
-	if ctx.NArg() != 1 {
-		return fmt.Errorf("balance get takes one argument, the client's node ID, enode URL or ENR")
+	if err := checkArgs(ctx, 1, "one argument, the client's node ID, enode URL or ENR"); err != nil {
+		return err
+	}
+	if _, err := vfnode.ParseNodeID(ctx.Args().First()); err != nil {
+		return err
 	}
 	c, cctx, cancel, err := dialNode(ctx)
 	if err != nil {
@@ -103,10 +111,15 @@ func runBalanceGet(ctx *cli.Context) error {
 }
 
 func runBalanceAdd(ctx *cli.Context) error {
-	if ctx.NArg() != 2 {
-		return fmt.Errorf("balance add takes two arguments, the client's node ID (or enode URL, ENR) and the amount")
+	if err := checkArgs(ctx, 2, "two arguments, the client's node ID (or enode URL, ENR) and the amount"); err != nil {
+		return err
 	}
-	amount, err := vfnode.ParseTokenAmount(ctx.Args().Get(1))
+	// The node parses the amount with the same function; parsing it here
+	// too reports a typo without needing a running node.
+	if _, err := vfnode.ParseNodeID(ctx.Args().First()); err != nil {
+		return err
+	}
+	amount, err := vfnode.ParseBalanceChange(ctx.Args().Get(1))
 	if err != nil {
 		return err
 	}
@@ -116,7 +129,11 @@ func runBalanceAdd(ctx *cli.Context) error {
 	}
 	defer cancel()
 	defer c.Close()
-	oldBal, newBal, err := c.AddBalance(cctx, ctx.Args().First(), amount)
+	add := c.AddBalance
+	if ctx.Bool(clampFlag.Name) {
+		add = c.AddBalanceClamped
+	}
+	oldBal, newBal, err := add(cctx, ctx.Args().First(), big.NewInt(amount))
 	if err != nil {
 		return fmt.Errorf("vflux_addBalance: %w", err)
 	}
@@ -125,6 +142,9 @@ func runBalanceAdd(ctx *cli.Context) error {
 }
 
 func runClients(ctx *cli.Context) error {
+	if err := checkArgs(ctx, 0, "no arguments"); err != nil {
+		return err
+	}
 	c, cctx, cancel, err := dialNode(ctx)
 	if err != nil {
 		return err

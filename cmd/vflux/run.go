@@ -28,6 +28,9 @@ func init() {
 
 // runNode is the default action: run a node until SIGINT/SIGTERM.
 func runNode(ctx *cli.Context) error {
+	if err := flagsAfterArgs(ctx); err != nil {
+		return err
+	}
 	if ctx.Args().Present() {
 		return fmt.Errorf("unknown command %q (see 'vflux --help')", ctx.Args().First())
 	}
@@ -35,8 +38,8 @@ func runNode(ctx *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if !ctx.IsSet(verbosityFlag.Name) {
-		setLogVerbosity(os.Stderr, cfg.Log.Verbosity, false)
+	if err := applyLogConfig(os.Stderr, logConfig(cfg.Log)); err != nil { // the config file's [Log], flags over it
+		return err
 	}
 	gc, err := gethConfig(cfg)
 	if err != nil {
@@ -58,12 +61,20 @@ func runNode(ctx *cli.Context) error {
 	}
 	if cfg.Metrics.Enabled {
 		metrics.Enable()
+		// Go runtime and process metrics (system_cpu_*, system_memory_*,
+		// system_disk_*), as geth collects them.
+		go metrics.CollectProcessMetrics(3 * time.Second)
 		srv, err := startMetricsServer(cfg.Metrics.HTTP, cfg.Metrics.Port)
 		if err != nil {
 			return err
 		}
 		defer srv.Close()
 	}
+	// Signals are caught from before the start on: one that arrives as soon as
+	// the addresses are logged shuts down cleanly instead of killing the process.
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigc)
 	if err := stack.Start(); err != nil {
 		return fmt.Errorf("start node: %w", err)
 	}
@@ -71,9 +82,6 @@ func runNode(ctx *cli.Context) error {
 	log.Info("vflux node started", "enr", self.String())
 	log.Info("Node addresses", "enode", self.URLv4(), "ipc", stack.IPCEndpoint(), "listen", stack.Server().ListenAddr)
 
-	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigc)
 	select {
 	case sig := <-sigc:
 		log.Info("Got signal, shutting down", "signal", sig)
