@@ -181,3 +181,11 @@ func TestEstimatePriority(t *testing.T) {
 		})
 	}
 }
+
+func TestClientPoolAddBalanceAfterStopReturnsErrStopped(t *testing.T) {
+	pool := NewClientPool(nil, 1, 0, &mclock.Simulated{}, nil)
+	pool.Stop()
+	if _, _, err := pool.AddBalance(nodeID(1), "", 1); !errors.Is(err, ErrStopped) {
+		t.Fatalf("AddBalance after Stop returned %v, want ErrStopped", err)
+	}
+}

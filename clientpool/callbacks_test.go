@@ -1,8 +1,10 @@
 package clientpool
 
 import (
+	"fmt"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,5 +146,92 @@ func TestWaitingClientReplacesAnIncumbentWhenItsPriorityFallsBelow(t *testing.T)
 	}
 	if now := time.Duration(clock.Now()); now > 241*time.Second {
 		t.Fatalf("admitted only after %v, want about 230 s", now)
+	}
+}
+
+func TestACapacityUpdateReachesThePeerBeforeTheCallThatCausedItReturns(t *testing.T) {
+	// The capacity a call decides reaches the peer before the call returns,
+	// even while another goroutine is delivering to the same client (SPEC
+	// 3.2), so the protocol sends the CapacityUpdate before the
+	// CapacityReply (SPEC 5). Goroutine 1 is held inside the peer's
+	// UpdateCapacity while goroutine 2 raises the capacity.
+	clock := &mclock.Simulated{}
+	pool := newTestPool(t, nil, clock, 10, 100)
+	a := newPeer(1, time.Hour)
+	addBalance(pool, a.node.ID(), 1e15)
+	pool.Register(a)
+	if a.capacity() != 1 {
+		t.Fatalf("setup: capacity %d", a.capacity())
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	var held atomic.Bool
+	a.onUpdate = func(_ *peer, c uint64) {
+		if c == 10 && held.CompareAndSwap(false, true) {
+			close(entered)
+			<-release
+		}
+	}
+	waiting := make(chan struct{}, 1)
+	testHookDeliveryWait = func(p *ClientPool) {
+		if p == pool {
+			select {
+			case waiting <- struct{}{}:
+			default:
+			}
+		}
+	}
+	defer func() { testHookDeliveryWait = nil }()
+
+	g1 := make(chan struct{})
+	go func() {
+		defer close(g1)
+		pool.SetCapacity(a.node, 10, 0, false)
+	}()
+	deadline := time.After(10 * time.Second)
+	select {
+	case <-entered:
+	case <-deadline:
+		t.Fatal("goroutine 1 never delivered capacity 10")
+	}
+	type result struct {
+		got     uint64
+		err     error
+		updates []uint64
+		req     []bool
+	}
+	g2 := make(chan result, 1)
+	go func() {
+		got, err := pool.SetCapacity(a.node, 20, 0, true)
+		a.mu.Lock()
+		r := result{got, err, append([]uint64(nil), a.updates...), append([]bool(nil), a.requested...)}
+		a.mu.Unlock()
+		g2 <- r
+	}()
+	select {
+	case <-waiting: // goroutine 2 waits for goroutine 1's delivery
+	case r := <-g2:
+		close(release)
+		t.Fatalf("SetCapacity(20) = %d, %v returned while another goroutine was delivering; the peer had been told %v", r.got, r.err, r.updates)
+	case <-deadline:
+		t.Fatal("goroutine 2 neither waited nor returned")
+	}
+	close(release)
+	var r result
+	select {
+	case r = <-g2:
+	case <-deadline:
+		t.Fatal("SetCapacity(20) did not return after the other delivery ended")
+	}
+	<-g1
+	if r.err != nil || r.got != 20 {
+		t.Fatalf("SetCapacity(20) = %d, %v", r.got, r.err)
+	}
+	if n := len(r.updates); n == 0 || r.updates[n-1] != 20 || !r.req[n-1] {
+		t.Fatalf("when SetCapacity(20) returned the peer had been told %v (requested %v); want 20, requested, last", r.updates, r.req)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if want := []uint64{1, 10, 20}; fmt.Sprint(a.updates) != fmt.Sprint(want) {
+		t.Fatalf("peer told %v in the end, want %v", a.updates, want)
 	}
 }

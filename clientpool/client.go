@@ -11,12 +11,25 @@ import (
 
 // negBalance is a negative balance shared by the connected clients with the
 // same free-client ID (one NAT, one IP), reference-counted by its clients list.
+// The time cost its active clients charge to it is kept as one rate, settled
+// for the whole group at once (settleNeg), so no operation loops over the
+// clients sharing it. value holds everything charged up to settledAt.
 type negBalance struct {
-	freeID  string
-	value   ExpiredValue
-	dirty   bool      // changed since last persisted
-	dropped bool      // the last write dropped it as too small
-	clients []*client // connected clients sharing it
+	freeID     string
+	value      ExpiredValue
+	dirty      bool           // changed since last persisted
+	dropped    bool           // the last write dropped it as too small
+	clients    []*client      // connected clients sharing it
+	rate       float64        // sum of the members' negRate (tokens/ns)
+	since      mclock.AbsTime // when the first of the connected clients registered
+	reqCharged float64        // request cost charged to it since then (the group's request rate)
+	settledAt  mclock.AbsTime // rate charged into value up to here
+	// ceiling is the value the ordering keys of the members are computed
+	// against while two or more clients share the balance (see doc.go,
+	// Shared negative balances): the keys stay lower bounds of the members'
+	// priorities until value reaches it, and then all members are re-keyed
+	// against a new ceiling (refreshNeg). 0 = none set.
+	ceiling uint64
 }
 
 // add adds amount at offset l; the free ID "" has no negative balance at all.
@@ -64,6 +77,7 @@ type client struct {
 	posDirty   bool
 	posDropped bool    // the last write dropped pos as too small
 	spendRate  float64 // share of the pool's spendRate, at lastSettle
+	negRate    float64 // share of neg.rate: the time price charged to the shared balance
 
 	registered   bool // false after Unregister
 	disconnected bool // told to Disconnect: out of the active and inactive sets
@@ -108,18 +122,15 @@ func (c *client) reqRate() float64 {
 
 // snapAt returns the client's balances at time now (including the time cost
 // not yet settled, computed exactly as settle would) without changing
-// anything.
+// anything. The negative balance includes the unsettled time cost of the whole
+// group sharing it (one rate, O(1)), apart from the part a sibling with a
+// positive balance charges itself, which is settled by that sibling (see
+// doc.go).
 func (c *client) snapAt(now mclock.AbsTime) balSnap {
 	p := c.pool
-	pos, neg := c.pos, c.neg.value
+	pos, neg := c.pos, p.negAt(c.neg, now)
 	if c.active && now > c.lastSettle {
 		c.chargeInterval(&pos, &neg, now)
-	}
-	for _, s := range c.neg.clients { // siblings' unsettled share of the negative balance
-		if s != c && s.active && now > s.lastSettle {
-			sp := s.pos
-			s.chargeInterval(&sp, &neg, now)
-		}
 	}
 	posL := p.posExp.at(now)
 	return balSnap{
@@ -135,7 +146,9 @@ func (c *client) snapAt(now mclock.AbsTime) balSnap {
 
 // chargeInterval charges the time cost of [lastSettle, now] to pos and neg
 // (SPEC 2.2) at the expiration offsets of the interval's midpoint. It reports
-// what was charged.
+// what was charged. The uncovered part goes to neg only when the client is not
+// in its group's rate (negRate 0): a member of the rate is charged by
+// settleNeg.
 func (c *client) chargeInterval(pos, neg *ExpiredValue, now mclock.AbsTime) (posCharged, negCharged bool) {
 	p := c.pool
 	dt := time.Duration(now - c.lastSettle)
@@ -151,7 +164,7 @@ func (c *client) chargeInterval(pos, neg *ExpiredValue, now mclock.AbsTime) (pos
 		}
 		posCharged = true
 	}
-	if nc > 0 && c.freeID != "" {
+	if nc > 0 && c.freeID != "" && c.negRate == 0 {
 		addNeg(neg, nc, negL)
 		negCharged = true
 	}
@@ -169,9 +182,17 @@ func exactValue(v ExpiredValue, l LogOffset) float64 {
 // settle charges the time cost since the last settlement. It reports whether
 // the positive balance ran out now, by spending or by decay (a value that
 // reads 0 is cleared here, and only here, so that every caller hands the loss
-// to lostPriority).
+// to lostPriority). The shared negative balance is settled too, and when it
+// reached its ceiling all clients sharing it are re-keyed (negGrew).
 func (c *client) settle(now mclock.AbsTime) (exhausted bool) {
+	exhausted = c.settleOwn(now)
+	c.pool.negGrew(c.neg, now)
+	return exhausted
+}
+
+func (c *client) settleOwn(now mclock.AbsTime) (exhausted bool) {
 	p := c.pool
+	p.settleNeg(c.neg, now)
 	had := !c.pos.IsZero()
 	if !c.active || now <= c.lastSettle {
 		if now > c.lastSettle {
@@ -182,6 +203,7 @@ func (c *client) settle(now mclock.AbsTime) (exhausted bool) {
 			c.posDirty = true
 			p.updateTotal(c)
 			p.updateSpend(c)
+			p.updateNegRate(c, now)
 			return true
 		}
 		return false
@@ -198,7 +220,6 @@ func (c *client) settle(now mclock.AbsTime) (exhausted bool) {
 	}
 	if negCharged {
 		c.neg.dirty = true
-		p.negChanged(c, now)
 	}
 	p.spendRate -= c.spendRate
 	p.spendRateAt -= c.spendRate * float64(c.lastSettle)
@@ -206,6 +227,7 @@ func (c *client) settle(now mclock.AbsTime) (exhausted bool) {
 	c.activeTime += time.Duration(now - c.lastSettle)
 	c.lastSettle = now
 	p.updateSpend(c)
+	p.updateNegRate(c, now)
 	return exhausted
 }
 
@@ -309,7 +331,8 @@ func (c *client) RequestServed(cost uint64) uint64 {
 	}
 	if nc := uncovered * c.negF.RequestFactor; nc > 0 {
 		c.neg.add(nc, negL)
-		p.negChanged(c, now)
+		c.neg.reqCharged += nc
+		p.negGrew(c.neg, now) // the siblings' keys hold until the ceiling
 	}
 	if exhausted {
 		p.lostPriority(c, now, &acts)
@@ -333,6 +356,13 @@ func (c *client) setInactiveKey() {
 		return
 	}
 	c.ikClass = 0
+	if p := c.pool; c.neg.shared() {
+		// against the group's ceiling, as the active keys (see doc.go)
+		now := p.clock.Now()
+		l := p.negExp.at(now)
+		c.ikLog = -negLog(p.keyNeg(c.neg, p.negAt(c.neg, now).Value(l), now), l)
+		return
+	}
 	if c.neg.value.IsZero() {
 		c.ikLog = math.Inf(1)
 	} else {
@@ -389,7 +419,7 @@ func (p *ClientPool) armTimer(c *client, b *balSnap) {
 			ns = math.Min(ns, untilBelow(pos, float64(c.key)*float64(c.capacity), posPrice, b.posTau))
 		}
 		d = durationOf(ns)
-	} else if negPrice > 0 && c.freeID != "" && c.key > -math.MaxInt64 {
+	} else if nb := c.neg; (negPrice > 0 || nb.shared() && nb.rate > 0) && c.freeID != "" && c.key > -math.MaxInt64 {
 		// Priority -neg falls to key when neg reaches -key. The negative
 		// balance saturates at MaxInt64, so a key below -MaxInt64 is never
 		// reached: no timer (Fix: the float difference of the two read 0 and
@@ -398,6 +428,16 @@ func (p *ClientPool) armTimer(c *client, b *balSnap) {
 		var gap uint64
 		if c.key < 0 && uint64(-c.key) > b.neg {
 			gap = uint64(-c.key) - b.neg
+		}
+		if nb.shared() {
+			// The group charges the balance at its whole rate, and the
+			// members' keys hold only up to the ceiling: fire there.
+			if nb.ceiling > b.neg {
+				gap = min(gap, nb.ceiling-b.neg)
+			} else {
+				gap = 0
+			}
+			negPrice = max(negPrice, nb.rate)
 		}
 		d = durationOf(float64(gap) / negPrice)
 	}

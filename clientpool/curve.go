@@ -313,7 +313,9 @@ func (cv *capacityCurve) curveAnswer(v curveView, prio func(uint64) int64, need 
 	// the last step k whose first new capacity is affordable
 	k := kmin + sort.Search(n-kmin-1, func(i int) bool {
 		k := kmin + 1 + i
-		return prio(v.free(k-1)+1) <= need(k)
+		f := v.free(k - 1)
+		// with all of MaxUint64 free already, no later step frees more
+		return f == math.MaxUint64 || prio(f+1) <= need(k)
 	})
 	lo, hi := cv.minCap, v.free(k)
 	if k > kmin {
@@ -340,7 +342,7 @@ func (p *ClientPool) curveValid(now mclock.AbsTime) bool {
 	if cv == nil {
 		return false
 	}
-	if p.curveMoved > 0 && p.curveMoved*100 >= p.maxCap*params.CapacityCurveRebuildPercent {
+	if p.curveMoved > 0 && p.curveMoved >= p.maxCap/100*params.CapacityCurveRebuildPercent { // no product can wrap
 		return false
 	}
 	if p.curveChanged && now-cv.built >= mclock.AbsTime(params.CapacityCurveMaxAge) {

@@ -13,7 +13,10 @@
 //     the rank clients are compared by.
 //   - Admission: the active set (clients holding at least minCap) and the
 //     inactive set (connected, waiting), under the limits maxCount and maxCap,
-//     with the connected bias protecting incumbents.
+//     with the connected bias protecting incumbents. The exact sum of the
+//     capacities told to clients never exceeds maxCap (so it cannot wrap, even
+//     with maxCap near MaxUint64) and equals Active()'s: the planner compares
+//     the others' capacity with what a request leaves of maxCap, never a sum.
 //   - The capacity query service ("cq", "bal", "info"), a vflux.Service.
 //   - Pool events, delivered to SubscribeEvents subscribers.
 //
@@ -25,7 +28,8 @@
 //
 //   - clients: map from node ID to *client (balances, state, timers).
 //   - negs: the negative balances shared by connected clients with the same
-//     free-client ID, reference-counted by their clients list.
+//     free-client ID, reference-counted by their clients list (see Shared
+//     negative balances below).
 //   - active: an indexed min-heap of active clients ordered by key, a lower
 //     bound of the client's priority over the next params.PriorityHorizon. Each
 //     active client has one threshold timer (mclock AfterFunc, re-armed on
@@ -48,6 +52,48 @@
 //     once it is 100 ms old.
 //   - total: the sum of all positive balances as one ExpiredValue, updated on
 //     every balance change, plus the unsettled spending rate of active clients.
+//
+// # Shared negative balances
+//
+// Clients with one free-client ID (one IPv4 address or IPv6 /64, so a NAT or
+// a LAN) share one negative balance, and every operation on it is O(1)
+// whatever the number of clients sharing it, so that many clients of one
+// address cannot make each other's requests expensive:
+//
+//   - Time cost. The active members without a positive balance charge it at
+//     one rate, the sum of their time prices (negBalance.rate, kept like the
+//     pool's spendRate), settled for the group at once (settleNeg); a member
+//     with a positive balance charges its own uncovered time in its settle.
+//     A snapshot reads value plus rate times the time since settledAt. What it
+//     leaves out, the uncovered time of a sibling whose positive balance ran
+//     out since its last settle, is settled by that sibling's threshold
+//     timer, which fires when its positive balance runs out.
+//   - Ordering keys. While two or more clients share the balance, their keys
+//     (active heap and inactive heaps) are computed not from its value but
+//     from a ceiling above it: the value plus the group's cost over
+//     params.PriorityHorizon (time rate and twice its average request rate),
+//     and at least value/32. Priority only falls as the value grows, so each
+//     key is a lower bound of its client's priority as long as the value is
+//     below the ceiling, and a request of one member re-keys that member only.
+//     When the value reaches the ceiling, by a request (RequestServed) or a
+//     settle (by time: a member's threshold timer is armed for the moment the
+//     group's rate brings the value there), every member is re-keyed against
+//     a new ceiling (refreshNeg). Between two refreshes the value grows by
+//     at least 3% (or by the group's cost over the horizon), so there are
+//     about 32*ln(growth) refreshes in all, not one per request; a balance
+//     saturated at MaxInt64 has its ceiling there and is not refreshed again.
+//     A ceiling far above a decayed value is lowered at the next re-key of a
+//     member (a lower ceiling only makes the refresh come earlier).
+//   - Decisions stay right. The planner and the capacity curve walk clients
+//     in key order and compare exact priorities, as for any client, and the
+//     keys of members are lower bounds of their priorities at every decision,
+//     like every other key. They are lower than exact keys by at most the
+//     ceiling's headroom (3% of the balance, or the group's cost over the
+//     horizon), so a member may be cut a little before a client with the same
+//     balance at an address of its own. Among themselves members keep
+//     registration order (equal keys).
+//   - Bound. SetMaxPerFreeID (node.Config.MaxPerIP) bounds how many clients
+//     one free-client ID may hold registered; a bare pool has none.
 //
 // # Locks and callbacks
 //

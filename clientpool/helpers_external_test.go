@@ -300,3 +300,13 @@ func within(got, want, frac float64) bool {
 // timeFactors are the price factors of the fairness and timer scenarios: one
 // token per nanosecond of active time, nothing for capacity, one per request cost.
 var timeFactors = clientpool.PriceFactors{TimeFactor: 1, CapacityFactor: 0, RequestFactor: 1}
+
+// loggedPeers returns a constructor of test peers (ID i, free ID 10.0.0.i)
+// that record their capacity violations in vlog.
+func loggedPeers(vlog *violationLog, clock mclock.Clock) func(i int, allowance time.Duration) *testPeer {
+	return func(i int, allowance time.Duration) *testPeer {
+		p := newTestPeer(testID(i), fmt.Sprintf("10.0.0.%d", i), allowance, clock)
+		p.log = vlog
+		return p
+	}
+}

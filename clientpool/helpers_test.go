@@ -2,7 +2,9 @@ package clientpool
 
 import (
 	"encoding/binary"
+	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -153,3 +155,32 @@ func checkInvariants(t *testing.T, pool *ClientPool, peers []*peer) {
 }
 
 func newTestDB() ethdb.KeyValueStore { return memorydb.New() }
+
+// errDiskFull is the write error of failingDB.
+var errDiskFull = errors.New("disk full")
+
+// failingDB is a memorydb whose batch writes fail while fail is set: the seam
+// where a real disk reports a failed write.
+type failingDB struct {
+	*memorydb.Database
+	fail atomic.Bool
+}
+
+func newFailingDB() *failingDB { return &failingDB{Database: memorydb.New()} }
+
+func (d *failingDB) NewBatch() ethdb.Batch { return &failingBatch{Batch: d.Database.NewBatch(), db: d} }
+func (d *failingDB) NewBatchWithSize(n int) ethdb.Batch {
+	return &failingBatch{Batch: d.Database.NewBatchWithSize(n), db: d}
+}
+
+type failingBatch struct {
+	ethdb.Batch
+	db *failingDB
+}
+
+func (b *failingBatch) Write() error {
+	if b.db.fail.Load() {
+		return errDiskFull
+	}
+	return b.Batch.Write()
+}

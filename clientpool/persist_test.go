@@ -2,6 +2,7 @@ package clientpool
 
 import (
 	"bytes"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -340,5 +341,74 @@ func TestExpirationContinuesAcrossRestart(t *testing.T) {
 	clock.Run(2 * time.Hour)
 	if pos, _ := balanceOf(pool, id, ""); !near(pos, 4e9) {
 		t.Fatalf("2 h after restart: %d, want 4e9", pos)
+	}
+}
+
+func TestAFailedBalanceWriteIsReturnedAndChangesNothing(t *testing.T) {
+	// A top-up is confirmed only once it is on disk (SPEC 2.5): a failed
+	// database write is returned to the caller and changes no balance.
+	tests := []struct {
+		name      string
+		connected bool
+		op        func(pool *ClientPool, p *peer) error
+	}{
+		{"ClientPool.AddBalance of a client that is not connected", false, func(pool *ClientPool, p *peer) error {
+			_, _, err := pool.AddBalance(p.node.ID(), "", 5e9)
+			return err
+		}},
+		{"ClientPool.AddBalance of a connected client", true, func(pool *ClientPool, p *peer) error {
+			_, _, err := pool.AddBalance(p.node.ID(), p.freeID, 5e9)
+			return err
+		}},
+		{"the operator's AddBalance taking tokens away", true, func(pool *ClientPool, p *peer) (err error) {
+			pool.BalanceOperation(p.node.ID(), p.freeID, func(op AtomicBalanceOperator) { _, _, err = op.AddBalance(-1e9) })
+			return err
+		}},
+		{"the operator's SetBalance", true, func(pool *ClientPool, p *peer) (err error) {
+			pool.BalanceOperation(p.node.ID(), p.freeID, func(op AtomicBalanceOperator) { err = op.SetBalance(7e9, 3e9) })
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := newFailingDB()
+			clock := &mclock.Simulated{}
+			pool := NewClientPool(db, 1, 0, clock, nil)
+			pool.SetLimits(10, 100)
+			pool.Start()
+			p := newPeer(1, time.Hour)
+			if old, nw, err := pool.AddBalance(p.node.ID(), "", 2e9); err != nil || old != 0 || nw != 2e9 {
+				t.Fatalf("setup: AddBalance = %d, %d, %v", old, nw, err)
+			}
+			if tt.connected {
+				pool.Register(p)
+				if got, err := pool.SetCapacity(p.node, 50, 0, true); err != nil || got != 50 {
+					t.Fatalf("setup: SetCapacity = %d, %v", got, err)
+				}
+			}
+			db.fail.Store(true)
+			if err := tt.op(pool, p); !errors.Is(err, errDiskFull) {
+				t.Fatalf("got error %v, want the write error", err)
+			}
+			if pos, neg := balanceOf(pool, p.node.ID(), p.freeID); pos != 2e9 || neg != 0 {
+				t.Fatalf("balances (%d, %d) after a failed write, want (2e9, 0) unchanged", pos, neg)
+			}
+			if total := pool.TotalTokenAmount(); total != 2e9 {
+				t.Fatalf("total token amount %d after a failed write, want 2e9", total)
+			}
+			if tt.connected && p.capacity() != 50 {
+				t.Fatalf("capacity %d after a failed write, want 50 unchanged", p.capacity())
+			}
+			db.fail.Store(false)
+			if old, nw, err := pool.AddBalance(p.node.ID(), p.freeID, 1e9); err != nil || old != 2e9 || nw != 3e9 {
+				t.Fatalf("AddBalance after the disk recovered = %d, %d, %v; want 2e9, 3e9", old, nw, err)
+			}
+			pool.Stop()
+			restarted := NewClientPool(db, 1, 0, clock, nil)
+			defer restarted.Stop()
+			if pos, _ := balanceOf(restarted, p.node.ID(), p.freeID); pos != 3e9 {
+				t.Fatalf("stored balance %d after a restart, want 3e9", pos)
+			}
+		})
 	}
 }

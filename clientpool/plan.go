@@ -108,21 +108,26 @@ func quarterCut(cap, floor uint64) uint64 {
 // re-ranked. With x set, the plan fails as soon as x does not out-rank (by
 // exact priority) the client to cut. On success each victim's planCap holds
 // its new capacity (0 = deactivated). The work is O(k log k) for k cuts.
+//
+// Capacity sums are never formed past maxCap: with x, the others' capacity
+// (capSum) is compared with what x leaves of maxCap (capLimit = maxCap - xCap),
+// so the sum of everything told stays at most maxCap and cannot wrap, however
+// close to MaxUint64 the limit and the request are.
 func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int64) ([]*client, bool) {
-	count, capSum := p.activeCount, p.activeCap
+	count, capSum, capLimit := p.activeCount, p.activeCap, p.maxCap
 	if x != nil {
+		if xCap > p.maxCap || p.maxCount == 0 {
+			return nil, false
+		}
 		if x.active {
-			capSum -= x.capacity
+			capSum -= x.capacity // activeCap includes it
 		} else {
 			count++
 		}
-		capSum += xCap
+		capLimit -= xCap
 	}
-	if count <= p.maxCount && capSum <= p.maxCap {
+	if count <= p.maxCount && capSum <= capLimit {
 		return nil, true
-	}
-	if x != nil && (xCap > p.maxCap || p.maxCount == 0) {
-		return nil, false
 	}
 	p.planGen++
 	gen := p.planGen
@@ -136,7 +141,7 @@ func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int6
 		visit(0)
 	}
 	var victims []*client
-	for count > p.maxCount || capSum > p.maxCap {
+	for count > p.maxCount || capSum > capLimit {
 		if len(fr) == 0 {
 			return nil, false // only possible with x, which cannot fit
 		}

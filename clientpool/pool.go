@@ -35,6 +35,10 @@ type ClientPool struct {
 	maxCount     uint64
 	maxCap       uint64
 	maxInactive  int
+	maxPerFree   int            // most connected clients per free-client ID, 0 = unlimited
+	refusedFree  uint64         // Register refusals by maxPerFree since the last log line
+	refusedLog   mclock.AbsTime // when the last of those was logged
+	refusedOnce  bool           // refusedLog is set
 	defPos       PriceFactors
 	defNeg       PriceFactors
 	posExp       expClock
@@ -60,6 +64,8 @@ type ClientPool struct {
 	curveMoved   uint64 // capacity moved since the curve was built
 	curveChanged bool   // anything changed since the curve was built
 	snapGen      uint64
+	rekeys       uint64      // active re-keys so far (tests count them)
+	negRefreshes uint64      // shared-balance ceiling refreshes so far (tests count them)
 	pending      []callbacks // decided by persistAll, run by its caller
 	delivered    sync.Cond   // on mu: a capacity delivery to some client ended (see deliverCapacity)
 }
@@ -172,7 +178,10 @@ func (p *ClientPool) Stop() {
 // Register adds a connected client (SPEC 3.2). It returns after the first
 // capacity decision: the peer has already got UpdateCapacity(minCap) or it is
 // inactive (and, with a zero allowance and no priority, told to Disconnect).
-// It returns nil after Stop or when the node ID is already registered.
+// It returns nil after Stop or when the node ID is already registered, and
+// when the peer's free-client ID already has SetMaxPerFreeID clients: that
+// peer is also told to Disconnect before Register returns (the transport
+// refuses it with DiscTooManyPeers).
 func (p *ClientPool) Register(peer Peer) ConnectedBalance {
 	node := peer.Node()
 	if node == nil {
@@ -192,13 +201,19 @@ func (p *ClientPool) Register(peer Peer) ConnectedBalance {
 		p.mu.Unlock()
 		return nil
 	}
+	now := p.clock.Now()
+	if nb := p.negs[freeID]; nb != nil && p.maxPerFree > 0 && len(nb.clients) >= p.maxPerFree {
+		p.logRefusedFree(freeID, len(nb.clients), now)
+		p.mu.Unlock()
+		peer.Disconnect() // refused by a limit, as an evicted client is
+		return nil
+	}
 	pos, neg, err := p.storedBalances(freeID, storedPos, storedNeg)
 	if err != nil { // never decide (and later write) a balance that could not be read
 		p.mu.Unlock()
 		log.Error("Refusing client: its stored balance cannot be read", "id", node.ID(), "err", err)
 		return nil
 	}
-	now := p.clock.Now()
 	p.seq++
 	c := &client{
 		pool: p, peer: peer, node: node, id: node.ID(), freeID: freeID, allowance: allowance,
@@ -212,7 +227,10 @@ func (p *ClientPool) Register(peer Peer) ConnectedBalance {
 		c.pos, c.posDirty = ExpiredValue{}, true
 		p.updateTotal(c)
 	}
-	c.neg = p.acquireNeg(c, neg)
+	c.neg = p.acquireNeg(c, neg, now)
+	if len(c.neg.clients) == 2 && c.neg.shared() {
+		p.refreshNeg(c.neg, now) // the first member's key was exact: now against the ceiling
+	}
 	p.clients[c.id] = c
 	acts.event(EventConnected, c, now)
 	c.setInactiveKey()
@@ -231,13 +249,13 @@ func (p *ClientPool) Register(peer Peer) ConnectedBalance {
 // acquireNeg returns the shared negative balance of c's free ID, taking the
 // stored value (see storedBalances) when c is the first connected client with
 // that ID.
-func (p *ClientPool) acquireNeg(c *client, stored ExpiredValue) *negBalance {
+func (p *ClientPool) acquireNeg(c *client, stored ExpiredValue, now mclock.AbsTime) *negBalance {
 	if c.freeID == "" {
-		return &negBalance{clients: []*client{c}}
+		return &negBalance{clients: []*client{c}, settledAt: now}
 	}
 	nb := p.negs[c.freeID]
 	if nb == nil {
-		nb = &negBalance{freeID: c.freeID, value: stored}
+		nb = &negBalance{freeID: c.freeID, value: stored, settledAt: now, since: now}
 		p.negs[c.freeID] = nb
 	}
 	nb.clients = append(nb.clients, c)
@@ -245,8 +263,11 @@ func (p *ClientPool) acquireNeg(c *client, stored ExpiredValue) *negBalance {
 }
 
 // releaseNeg drops c's reference to its shared negative balance.
-func (p *ClientPool) releaseNeg(c *client) {
+func (p *ClientPool) releaseNeg(c *client, now mclock.AbsTime) {
 	nb := c.neg
+	p.settleNeg(nb, now)
+	nb.rate -= c.negRate // 0 already: it left the active set
+	c.negRate = 0
 	for i, s := range nb.clients {
 		if s == c {
 			nb.clients = append(nb.clients[:i], nb.clients[i+1:]...)
@@ -288,7 +309,7 @@ func (p *ClientPool) Unregister(peer Peer) {
 		p.writeClient(b, c, now, true)
 		b.queue(p.posExp.at(now), p.negExp.at(now)) // written after the lock is released
 	}
-	p.releaseNeg(c)
+	p.releaseNeg(c, now)
 	if !wasDisconnected {
 		acts.event(EventDisconnected, c, now)
 	}
@@ -358,6 +379,43 @@ func (p *ClientPool) SetMaxInactive(n int) {
 	}
 	p.mu.Unlock()
 	acts.run(p)
+}
+
+// SetMaxPerFreeID bounds how many clients with one free-client ID (one IPv4
+// address, one IPv6 /64; see vflux.FreeClientID) may be registered at once
+// (0 = unlimited, the default). Register refuses a client beyond the bound:
+// it tells the peer to Disconnect, returns nil and logs why (at most one line
+// per refusedLogInterval). Clients already registered stay.
+func (p *ClientPool) SetMaxPerFreeID(n int) {
+	if n < 0 {
+		n = 0
+	}
+	p.mu.Lock()
+	p.maxPerFree = n
+	p.mu.Unlock()
+}
+
+// MaxPerFreeID returns the bound set by SetMaxPerFreeID (0 = unlimited).
+func (p *ClientPool) MaxPerFreeID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.maxPerFree
+}
+
+// refusedLogInterval is how often refusals by the per-free-ID bound are
+// logged: a flood from one address is one line every few seconds, with the
+// count of refusals since the last one.
+const refusedLogInterval = 5 * time.Second
+
+// logRefusedFree logs a refusal by the per-free-ID bound (pool lock held).
+func (p *ClientPool) logRefusedFree(freeID string, connected int, now mclock.AbsTime) {
+	p.refusedFree++
+	if p.refusedOnce && now-p.refusedLog < mclock.AbsTime(refusedLogInterval) {
+		return
+	}
+	log.Warn("Refused client: too many connected clients with its free-client ID (address)",
+		"freeID", freeID, "connected", connected, "limit", p.maxPerFree, "refused", p.refusedFree)
+	p.refusedFree, p.refusedLog, p.refusedOnce = 0, now, true
 }
 
 // Active returns the number and total capacity of active clients.

@@ -131,8 +131,13 @@ func (m *poolModel) opFlushDeferred() {
 func (m *poolModel) opSetLimits(c chooser) {
 	count := uint64(c.intn(16))
 	capacity := count * m.minCap * uint64(1+c.intn(4))
-	if c.intn(8) == 0 {
+	switch c.intn(8) {
+	case 0:
 		capacity = uint64(c.intn(int(4*m.minCap) + 1)) // may be below minCap
+	case 1:
+		// "unlimited": the sum of the capacities told must still never
+		// exceed it (and so never wrap past 2^64-1)
+		capacity = math.MaxUint64 - uint64(c.intn(int(2*m.minCap)+1))
 	}
 	m.logf("SetLimits(%d, %d)", count, capacity)
 	m.pool.SetLimits(count, capacity)
@@ -192,7 +197,12 @@ func (m *poolModel) opSetCapacity(c chooser) {
 		return
 	}
 	_, maxCap := m.pool.Limits()
-	req := uint64(c.intn(int(2*maxCap) + 2))
+	var req uint64
+	if maxCap > math.MaxInt32 { // near MaxUint64: the limit, everything, or any amount
+		req = []uint64{maxCap, math.MaxUint64, maxCap - m.minCap, c.uint64()}[c.intn(4)]
+	} else {
+		req = uint64(c.intn(int(2*maxCap) + 2))
+	}
 	bias := modelBiases[c.intn(len(modelBiases))]
 	cur := p.Capacity()
 	var pos uint64

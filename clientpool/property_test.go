@@ -3,6 +3,7 @@ package clientpool_test
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"math/rand"
 	"strings"
 	"sync"
@@ -250,7 +251,10 @@ func (m *poolModel) checkInvariants() {
 		if c < m.minCap {
 			m.failf("active client %x has capacity %d below minCap %d", p.node.ID().Bytes()[28:], c, m.minCap)
 		}
-		told += c
+		var carry uint64
+		if told, carry = bits.Add64(told, c, 0); carry != 0 {
+			m.failf("the capacities told to the peers sum to more than 2^64-1 (Active() = (%d, %d))", count, capacity)
+		}
 		toldCount++
 	}
 	if toldCount != count || told != capacity {

@@ -14,8 +14,12 @@ import (
 // rekey recomputes an active client's ordering key, a lower bound of its
 // priority over the next params.PriorityHorizon, and re-arms its timer.
 func (p *ClientPool) rekey(c *client, now mclock.AbsTime) {
+	p.rekeys++
+	p.updateNegRate(c, now) // first: the timer reads the group's rate
 	b := c.snapAt(now)
-	c.key = b.estimate(c.capacity, 0, params.PriorityHorizon, 0)
+	kb := b
+	kb.neg = p.keyNeg(c.neg, b.neg, now) // a shared balance: its ceiling
+	c.key = kb.estimate(c.capacity, 0, params.PriorityHorizon, 0)
 	if p.active.contains(c) {
 		p.active.fix(c)
 	} else {
@@ -78,6 +82,7 @@ func (p *ClientPool) removeActive(c *client, now mclock.AbsTime, acts *callbacks
 	c.capacity = 0
 	c.active = false
 	p.updateSpend(c)
+	p.updateNegRate(c, now)
 	if c.timer != nil {
 		c.timer.Stop()
 		c.timer = nil
@@ -317,24 +322,10 @@ func (p *ClientPool) priorityChanged(c *client, now mclock.AbsTime, acts *callba
 	p.finish(now, acts)
 }
 
-// negChanged re-orders the other clients sharing c's negative balance.
-func (p *ClientPool) negChanged(c *client, now mclock.AbsTime) {
-	for _, s := range c.neg.clients {
-		if s == c || s.disconnected {
-			continue
-		}
-		if s.active {
-			p.rekey(s, now)
-		} else {
-			s.setInactiveKey()
-			p.inactiveBest.fix(s)
-			p.inactiveLow.fix(s)
-		}
-	}
-}
-
 // capMoved records capacity moved for the capacity curve's rebuild rule.
 func (p *ClientPool) capMoved(d uint64) {
-	p.curveMoved += d
+	if p.curveMoved += d; p.curveMoved < d {
+		p.curveMoved = math.MaxUint64 // saturated: the curve is stale anyway
+	}
 	p.curveChanged = true
 }

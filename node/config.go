@@ -89,6 +89,10 @@ type Config struct {
 	// capacity; 0 means as many as MaxClients. One of them is kept free for
 	// newcomers to be ranked (see PoolMaxInactive).
 	MaxInactive uint64
+	// MaxPerIP is the most clients connected at once from one IPv4 address
+	// or IPv6 /64 (one free-client ID, see vflux.FreeClientID); 0 means
+	// unlimited. Loopback clients count by node ID.
+	MaxPerIP uint64
 	// ConnectedBias protects an incumbent from newcomers for this long.
 	ConnectedBias time.Duration
 	// InactiveAllowance is how long a waiting free client stays connected.
@@ -120,6 +124,7 @@ func DefaultConfig() Config {
 	return Config{
 		ServiceName:       params.ServiceName,
 		MaxClients:        params.DefaultMaxClients,
+		MaxPerIP:          params.DefaultMaxPerIP,
 		MinCap:            params.DefaultMinCap,
 		ConnectedBias:     params.DefaultConnectedBias,
 		InactiveAllowance: params.DefaultInactiveAllowance,
@@ -194,6 +199,8 @@ func (c Config) checkSizes() error {
 		return outOfRange("MaxClients (--vflux.maxclients)", c.MaxClients, 1, maxSaneClients, "")
 	case c.MaxInactive > maxSaneClients:
 		return outOfRange("MaxInactive (--vflux.maxinactive)", c.MaxInactive, 0, maxSaneClients, " (0 = maxclients)")
+	case c.MaxPerIP > maxSaneClients:
+		return outOfRange("MaxPerIP (--vflux.maxperip)", c.MaxPerIP, 0, maxSaneClients, " (0 = unlimited)")
 	case c.DatabaseCache < 0 || c.DatabaseCache > params.DatabaseCacheLimit:
 		return outOfRange("DatabaseCache", c.DatabaseCache, 0, params.DatabaseCacheLimit,
 			fmt.Sprintf(" MiB (below %d means %d)", params.MinDatabaseCache, params.MinDatabaseCache))

@@ -69,6 +69,7 @@ func New(stack *gethnode.Node, cfg Config) (*Service, error) {
 	pool := clientpool.NewClientPool(db, cfg.MinCap, cfg.ConnectedBias, clock, func() bool { return true })
 	pool.SetLimits(cfg.MaxClients, cfg.TotalCapacity())
 	pool.SetMaxInactive(cfg.PoolMaxInactive())
+	pool.SetMaxPerFreeID(int(cfg.MaxPerIP))
 	pool.SetDefaultFactors(cfg.PosPrices.PoolFactors(), cfg.NegPrices.PoolFactors())
 	pool.SetExpirationTCs(cfg.ExpirationTCs())
 	if err := restoreSettings(pool, cfg, log.Root()); err != nil {

@@ -68,6 +68,13 @@ const (
 	DefaultMinCap = 1000
 	// DefaultMaxClients is the default for --vflux.maxclients.
 	DefaultMaxClients = 100
+	// DefaultMaxPerIP is the default for --vflux.maxperip: the most clients
+	// connected at once from one IPv4 address or IPv6 /64 (one free-client
+	// ID). 16 lets a NAT or a LAN of a few users in, and is far below the
+	// hundreds of connections a flood from one address needs to crowd out
+	// other clients or to make the clients sharing its negative balance
+	// expensive to serve.
+	DefaultMaxPerIP = 16
 	// DefaultCapacityPerClient multiplies maxclients*mincap to give the default
 	// total capacity (--vflux.capacity), so priority clients can ask for more.
 	DefaultCapacityPerClient = 10

@@ -57,7 +57,10 @@
 //     it ignored the metering constants of the Handshake.
 //   - DiscTooManyPeers: the pool evicted the client (a higher-priority client
 //     needed its slot, also while the client was still in its handshake) or its
-//     inactive allowance ran out while it waited for capacity. go-ethereum's own peer limit (MaxPeers) refuses clients with the
+//     inactive allowance ran out while it waited for capacity, or the pool
+//     refused it because its address (free-client ID) already holds as many
+//     clients as allowed (node.Config.MaxPerIP). go-ethereum's own peer limit
+//     (MaxPeers) refuses clients with the
 //     same reason before the protocol starts.
 //   - DiscAlreadyConnected: the pool already has a client with this node ID
 //     (refused before the handshake).

@@ -18,8 +18,8 @@ import (
 // satisfies it.
 type Backend interface {
 	// Register admits a connected client; nil means refused (pool stopped,
-	// duplicate ID). The pool may call the peer's UpdateCapacity or Disconnect
-	// before Register returns.
+	// duplicate ID, or a limit: then the peer was told to Disconnect). The pool
+	// may call the peer's UpdateCapacity or Disconnect before Register returns.
 	Register(p clientpool.Peer) clientpool.ConnectedBalance
 	// Unregister removes a client registered before.
 	Unregister(p clientpool.Peer)
@@ -191,7 +191,12 @@ func (h *Handler) serve(p *p2p.Peer, rw p2p.MsgReadWriter) error {
 	pp.meter = newMeter(h.cfg.Clock, h.cfg.MinCap, h.cfg.BufferSecs)
 	pp.balance = h.cfg.Pool.Register(pp)
 	if pp.balance == nil {
-		return p2p.DiscAlreadyConnected
+		select {
+		case <-pp.discCh: // refused by a limit (clientpool.SetMaxPerFreeID)
+			return p2p.DiscTooManyPeers
+		default: // its node ID is registered already (or the pool stopped)
+			return p2p.DiscAlreadyConnected
+		}
 	}
 	// The registration never outlives the loop, whatever the exit path.
 	defer h.cfg.Pool.Unregister(pp)

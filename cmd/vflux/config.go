@@ -275,6 +275,9 @@ func applyVfluxFlags(ctx *cli.Context, c *vfnode.Config) error {
 	if ctx.IsSet(maxInactiveFlag.Name) {
 		c.MaxInactive = ctx.Uint64(maxInactiveFlag.Name)
 	}
+	if ctx.IsSet(maxPerIPFlag.Name) {
+		c.MaxPerIP = ctx.Uint64(maxPerIPFlag.Name)
+	}
 	if ctx.IsSet(biasFlag.Name) {
 		c.ConnectedBias = ctx.Duration(biasFlag.Name)
 	}

@@ -73,6 +73,7 @@ var (
 		Value: params.DefaultMaxQueuedCost, Category: catVflux,
 	}
 	maxInactiveFlag = &cli.Uint64Flag{Name: "vflux.maxinactive", Usage: "Peer slots for clients waiting without capacity, one kept free for newcomers (0 = maxclients)", Category: catVflux}
+	maxPerIPFlag    = &cli.Uint64Flag{Name: "vflux.maxperip", Usage: "Most clients connected at once from one IP address (IPv6: one /64; 0 = unlimited)", Value: params.DefaultMaxPerIP, Category: catVflux}
 
 	resetSettingsFlag = &cli.BoolFlag{Name: "vflux.resetsettings", Usage: "Discard the limits, bias and default prices saved over RPC (restored at start, they win over flags and config)", Category: catVflux}
 
@@ -101,7 +102,7 @@ var nodeFlags = []cli.Flag{
 	listenAddrFlag, portFlag, discPortFlag, natFlag, bootnodesFlag, nodeKeyFlag, nodeKeyHexFlag,
 	maxPeersFlag, noDiscoverFlag,
 	metricsFlag, metricsAddrFlag, metricsPortFlag, verbosityFlag, logFormatFlag, vmoduleFlag,
-	serveFlag, maxClientsFlag, capacityFlag, minCapFlag, biasFlag, inactiveFlag, maxInactiveFlag,
+	serveFlag, maxClientsFlag, capacityFlag, minCapFlag, biasFlag, inactiveFlag, maxInactiveFlag, maxPerIPFlag,
 	requestRateFlag, maxQueuedCostFlag,
 	resetSettingsFlag,
 	priceTimeFlag, priceCapacityFlag, priceRequestFlag,
