@@ -31,6 +31,7 @@ type ClientPool struct {
 	mu           sync.Mutex // guards everything below
 	started      bool
 	stopped      bool
+	loadErr      error // why NewClientPool started the pool stopped (Err)
 	bias         time.Duration
 	maxCount     uint64
 	maxCap       uint64
@@ -103,7 +104,16 @@ func NewClientPool(db ethdb.KeyValueStore, minCap uint64, connectedBias time.Dur
 	p.inactiveBest = clientHeap{less: betterInactive, idx: func(c *client) *int { return &c.bestIx }}
 	p.inactiveLow = clientHeap{less: func(a, b *client) bool { return betterInactive(b, a) }, idx: func(c *client) *int { return &c.worstIx }}
 	now := clock.Now()
-	posL, negL := p.st.loadOffsets()
+	posL, negL, err := p.st.loadOffsets()
+	if err != nil {
+		// Nothing can be decided without the offsets the stored balances are
+		// measured against: the pool starts stopped and says why (Err).
+		log.Error("Balance database unreadable, the client pool refuses all work", "err", err)
+		p.loadErr = err
+		p.stopped = true
+		close(p.quit)
+		return p
+	}
 	p.posExp.restore(now, posL)
 	p.negExp.restore(now, negL)
 	p.lastSweep, p.lastOffsets = now, now
@@ -125,6 +135,15 @@ func NewClientPool(db ethdb.KeyValueStore, minCap uint64, connectedBias time.Dur
 		log.Error("Corrupt positive balances in database, reading them as zero", "count", corrupt, "first", fmt.Sprintf("%x", firstCorrupt))
 	}
 	return p
+}
+
+// Err returns why the pool refuses all work since NewClientPool (its
+// database could not be read), or nil. Such a pool acts as a stopped one:
+// Register returns nil and nothing is written.
+func (p *ClientPool) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.loadErr
 }
 
 // Start starts the periodic persistence of active clients' spending and the

@@ -1,6 +1,7 @@
 package clientpool
 
 import (
+	"bytes"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -158,5 +159,40 @@ func TestAReadUnderThePoolLockThatFailsIsAnError(t *testing.T) {
 	// A missing key is zero, not an error.
 	if v, err := st.loadPos(nodeID(4)); err != nil || !v.IsZero() {
 		t.Fatalf("loadPos of a missing key = %v, %v; want zero, nil", v, err)
+	}
+}
+
+// The expiration offsets go into every write batch, so a pool that could not
+// read them must not write anything: it starts stopped and says why.
+func TestAPoolWhoseOffsetsCannotBeReadRefusesAllWorkAndWritesNothing(t *testing.T) {
+	db := newUnreadableDB()
+	clock := &mclock.Simulated{}
+	first := NewClientPool(db, 1, 0, clock, nil)
+	first.SetExpirationTCs(0, 3600)
+	first.Start()
+	clock.Run(time.Hour)
+	first.Stop()
+	stored, err := db.Get(offsetsKey())
+	if err != nil || len(stored) == 0 {
+		t.Fatalf("offsets not stored by the first pool: %x, %v", stored, err)
+	}
+
+	db.failReads.Store(true)
+	pool := NewClientPool(db, 1, 0, clock, nil)
+	if !errors.Is(pool.Err(), errDiskRead) {
+		t.Fatalf("Err() = %v, want the read error", pool.Err())
+	}
+	pool.SetLimits(10, 10)
+	pool.Start()
+	if bal := pool.Register(newPeer(1, time.Hour)); bal != nil {
+		t.Fatal("a pool that could not read its offsets registered a client")
+	}
+	if _, _, err := pool.AddBalance(newPeer(2, 0).node.ID(), "", 5e9); err == nil {
+		t.Fatal("a pool that could not read its offsets took a top-up")
+	}
+	pool.Stop()
+	db.failReads.Store(false)
+	if after, _ := db.Get(offsetsKey()); !bytes.Equal(after, stored) {
+		t.Fatalf("the stored offsets changed from %x to %x", stored, after)
 	}
 }

@@ -228,18 +228,23 @@ func (s *store) use(r readAhead) (ExpiredValue, error) {
 	}
 }
 
-// loadOffsets reads the persisted expiration offsets (zero if none or corrupt).
-func (s *store) loadOffsets() (pos, neg LogOffset) {
-	enc, err := s.db.Get(offsetsKey())
-	if err != nil || len(enc) == 0 {
-		return 0, 0
+// loadOffsets reads the persisted expiration offsets: zero if none or corrupt,
+// an error if the database cannot be read (every later write batch carries
+// the offsets, so guessing zero would overwrite the real ones).
+func (s *store) loadOffsets() (pos, neg LogOffset, err error) {
+	enc, err := s.get(offsetsKey())
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(enc) == 0 {
+		return 0, 0, nil
 	}
 	var o storedOffsets
 	if err := rlp.DecodeBytes(enc, &o); err != nil {
 		log.Error("Corrupt expiration offsets in database, starting from zero", "err", err)
-		return 0, 0
+		return 0, 0, nil
 	}
-	return LogOffset(o.Pos), LogOffset(o.Neg)
+	return LogOffset(o.Pos), LogOffset(o.Neg), nil
 }
 
 // writeBatch collects the balance writes of one pool decision; every batch

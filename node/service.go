@@ -67,6 +67,10 @@ func New(stack *gethnode.Node, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	pool := clientpool.NewClientPool(db, cfg.MinCap, cfg.ConnectedBias, clock, func() bool { return true })
+	if err := pool.Err(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open client pool: %w", err)
+	}
 	pool.SetLimits(cfg.MaxClients, cfg.TotalCapacity())
 	pool.SetMaxInactive(cfg.PoolMaxInactive())
 	pool.SetMaxPerFreeID(int(cfg.MaxPerIP))
