@@ -8,10 +8,10 @@
 // the pool's top-ups are fsynced), the lifecycle that starts and
 // stops the client pool, the vflux request server and the "vfx" devp2p
 // capability in the right order, the discv5 TALKREQ entry point, the "vflux"
-// RPC namespace, the metrics, and the client side of a TALKREQ capacity query
-// (used by the command line). The RPC answers convert to the live view's
-// snapshot (package topview) in one place, topview.go, for `vflux top` and
-// the devnet alike.
+// RPC namespace and the metrics; the client side of a capacity query is
+// package client's, and this package's tests query through it. The RPC
+// answers convert to the live view's snapshot (package topview) in one place,
+// topview.go, for `vflux top` and the devnet alike.
 //
 // Peer slots (SPEC 6 item 5): MaxPeers is maxclients + maxinactive and the
 // pool gets one inactive slot fewer, so one slot stays free for a newcomer to

@@ -11,7 +11,7 @@
 //     node.New and runs until interrupted; dumpconfig prints the resulting
 //     TOML and flagtable the flag table of the README;
 //   - query (query.go) asks a server's capacity over a discv5 TALKREQ through
-//     node.Query;
+//     client.QueryAmounts;
 //   - balance get/add and clients (rpccmds.go) call the node's "vflux" RPC
 //     namespace through node.DialRPC;
 //   - top (top.go) samples vflux_serverInfo and vflux_connectedClientInfo

@@ -14,7 +14,9 @@ import (
 
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/p2p/enode"
+	"github.com/vflux-net/vflux/client"
 	vfnode "github.com/vflux-net/vflux/node"
+	"github.com/vflux-net/vflux/p2ptest"
 	"github.com/vflux-net/vflux/params"
 )
 
@@ -212,20 +214,18 @@ func TestBadFlagsAndConfigExitNonZeroWithAReadableError(t *testing.T) {
 
 func TestTalkRequestGarbageGetsEmptyAnswersAndTheNodeKeepsServing(t *testing.T) {
 	n := startE2ENode(t, e2eDir(t), "--vflux.serve")
-	server, err := vfnode.ParseServerNode(n.enr)
+	server, err := client.ParseServerNode(n.enr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := vfnode.QuerierFor(server)
+	c, err := client.New(client.Config{PrivateKey: p2ptest.NewKey(t), ListenIP: client.ListenIPFor(server), QueryTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer q.Close()
+	defer c.Close()
 	talk := func(proto string, payload []byte) []byte {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		resp, err := q.Talk(ctx, server, proto, payload)
+		resp, err := c.Talk(context.Background(), server, proto, payload)
 		if err != nil {
 			t.Fatalf("TALKREQ %q (%d bytes): %v", proto, len(payload), err)
 		}
