@@ -17,7 +17,9 @@ import (
 
 	"github.com/ethereum/go-ethereum/p2p"
 	"github.com/ethereum/go-ethereum/p2p/enode"
+	vfnode "github.com/vflux-net/vflux/node"
 	"github.com/vflux-net/vflux/p2ptest"
+	"github.com/vflux-net/vflux/params"
 	"github.com/vflux-net/vflux/protocol"
 )
 
@@ -267,6 +269,41 @@ func startE2ENode(t *testing.T, datadir string, args ...string) *e2eNode {
 	n.enr = n.out.wait(t, enrRe, n.exited)
 	n.enode = n.out.wait(t, enodeRe, n.exited)
 	return n
+}
+
+// watchE2ENode dials the node process in dir over IPC and subscribes to its
+// pool events; both end at cleanup.
+func watchE2ENode(t *testing.T, dir string) (*vfnode.RPCClient, <-chan vfnode.Event) {
+	t.Helper()
+	rpcc, err := vfnode.DialRPC(context.Background(), filepath.Join(dir, params.DefaultIPCName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rpcc.Close)
+	events := make(chan vfnode.Event, 64)
+	sub, err := rpcc.SubscribeEvents(context.Background(), events)
+	if err != nil {
+		t.Fatalf("vflux_subscribe over IPC: %v", err)
+	}
+	t.Cleanup(sub.Unsubscribe)
+	return rpcc, events
+}
+
+// waitEvent waits for a pool event of the given type about id (any client
+// if id is zero).
+func waitEvent(t *testing.T, events <-chan vfnode.Event, typ string, id enode.ID) vfnode.Event {
+	t.Helper()
+	timeout := time.After(e2eTimeout)
+	for {
+		select {
+		case ev := <-events:
+			if ev.Type == typ && (id == enode.ID{} || ev.ID == id.String()) {
+				return ev
+			}
+		case <-timeout:
+			t.Fatalf("no %q event for %s within %v", typ, id.TerminalString(), e2eTimeout)
+		}
+	}
 }
 
 // runVflux runs a vflux subcommand and returns stdout, stderr and the error.

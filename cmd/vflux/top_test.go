@@ -3,15 +3,12 @@ package main
 import (
 	"context"
 	"math/big"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ethereum/go-ethereum/p2p/enode"
-	vfnode "github.com/vflux-net/vflux/node"
 	"github.com/vflux-net/vflux/params"
 )
 
@@ -22,33 +19,23 @@ import (
 func TestTopShowsEveryClientWithShortIDStateCapacityAndSpendAndFollowsEvents(t *testing.T) {
 	dir := e2eDir(t)
 	n := startE2ENode(t, dir, "--vflux.serve", "--nodiscover", "--vflux.maxclients", "2", "--vflux.inactive", "1m")
-	rpcc, err := vfnode.DialRPC(context.Background(), filepath.Join(dir, params.DefaultIPCName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rpcc.Close()
-	events := make(chan vfnode.Event, 64)
-	sub, err := rpcc.SubscribeEvents(context.Background(), events)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
+	rpcc, events := watchE2ENode(t, dir)
 
 	paid := dialE2EClient(t, n.enode, func(id enode.ID) {
 		if _, _, err := rpcc.AddBalance(context.Background(), id.String(), big.NewInt(1e12)); err != nil {
 			t.Fatal(err)
 		}
 	})
-	waitPoolEvent(t, events, "activated", paid.id)
+	waitEvent(t, events, "activated", paid.id)
 	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
 	defer cancel()
 	if reply, err := paid.cl.RequestCapacity(ctx, 2*params.DefaultMinCap, 0); err != nil || reply.Capacity != 2*params.DefaultMinCap {
 		t.Fatalf("paid client asked for 2000: %+v, %v", reply, err)
 	}
 	free := dialE2EClient(t, n.enode, nil)
-	waitPoolEvent(t, events, "activated", free.id)
+	waitEvent(t, events, "activated", free.id)
 	waiting := dialE2EClient(t, n.enode, nil)
-	waitPoolEvent(t, events, "connected", waiting.id)
+	waitEvent(t, events, "connected", waiting.id)
 
 	out, stderr, err := runVflux(t, "top", "--once", "--interval", "300ms", "--datadir", dir)
 	if err != nil {
@@ -122,20 +109,4 @@ func clientRows(t *testing.T, frame string) [][]string {
 	}
 	t.Fatalf("no client table in:\n%s", frame)
 	return nil
-}
-
-// waitPoolEvent waits for a pool event of the given type about id.
-func waitPoolEvent(t *testing.T, events <-chan vfnode.Event, typ string, id enode.ID) {
-	t.Helper()
-	timeout := time.After(e2eTimeout)
-	for {
-		select {
-		case ev := <-events:
-			if ev.Type == typ && ev.ID == id.String() {
-				return
-			}
-		case <-timeout:
-			t.Fatalf("no %q event for %s within %v", typ, id.TerminalString(), e2eTimeout)
-		}
-	}
 }
