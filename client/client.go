@@ -45,6 +45,12 @@ var (
 	// ErrNoAnswer: a server did not answer a capacity query in time (down,
 	// not serving vflux, or dropping requests under load).
 	ErrNoAnswer = errors.New("server did not answer")
+	// ErrEmptyAnswer: a server answered a capacity query empty: it has no
+	// vflux handler, or its request limiter dropped the query under load. It
+	// wraps ErrNoAnswer.
+	ErrEmptyAnswer = fmt.Errorf("%w: empty answer", ErrNoAnswer)
+	// ErrBadNode: a server's ENR or enode URL cannot be used.
+	ErrBadNode = errors.New("bad server address")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("client closed")
 )
@@ -178,8 +184,14 @@ func New(cfg Config) (*Client, error) {
 	if err := srv.Start(); err != nil {
 		return nil, fmt.Errorf("client: start p2p: %w", err)
 	}
+	// The record names the address the socket listens on, so a server that
+	// adds the client to its table reaches it there (go-ethereum's fallback is
+	// 127.0.0.1 whatever the address); on all interfaces the fallback stays
+	// until discovery learns the real one.
 	if listen.IsUnspecified() {
 		srv.LocalNode().SetFallbackIP(net.IPv4(127, 0, 0, 1))
+	} else {
+		srv.LocalNode().SetStaticIP(listen)
 	}
 	return &Client{cfg: cfg, srv: srv, peers: peers}, nil
 }
@@ -196,6 +208,20 @@ func ListenIPFor(nodes ...*enode.Node) net.IP {
 		}
 	}
 	return net.IPv4(127, 0, 0, 1)
+}
+
+// ParseServerNode parses a server's ENR ("enr:...") or enode URL and checks
+// that it has a UDP endpoint to send capacity queries to. Its errors wrap
+// ErrBadNode.
+func ParseServerNode(s string) (*enode.Node, error) {
+	n, err := ParseNodeURL(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadNode, err)
+	}
+	if _, ok := n.UDPEndpoint(); !ok {
+		return nil, fmt.Errorf("%w: %s has no IP and UDP port: it answers no capacity queries (discovery off?)", ErrBadNode, n.ID().TerminalString())
+	}
+	return n, nil
 }
 
 // Self is the client's own node record; Self().ID() is what an operator tops

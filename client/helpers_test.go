@@ -2,13 +2,11 @@ package client_test
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"math/big"
 	"net"
 	"testing"
 	"time"
 
-	"github.com/ethereum/go-ethereum/crypto"
 	gethnode "github.com/ethereum/go-ethereum/node"
 	"github.com/ethereum/go-ethereum/p2p"
 	"github.com/ethereum/go-ethereum/p2p/discover"
@@ -115,7 +113,7 @@ func startBootnode(t *testing.T) *discover.UDPv5 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := newKey(t)
+	key := p2ptest.NewKey(t)
 	ln := enode.NewLocalNode(db, key)
 	ln.SetStaticIP(net.IPv4(127, 0, 0, 1))
 	ln.SetFallbackUDP(conn.LocalAddr().(*net.UDPAddr).Port)
@@ -175,7 +173,7 @@ func waitCapacity(t *testing.T, cl *protocol.Client, min uint64) {
 func newClient(t *testing.T, cfg client.Config) *client.Client {
 	t.Helper()
 	if cfg.PrivateKey == nil {
-		cfg.PrivateKey = newKey(t)
+		cfg.PrivateKey = p2ptest.NewKey(t)
 	}
 	cfg.ListenIP = net.IPv4(127, 0, 0, 1)
 	c, err := client.New(cfg)
@@ -184,15 +182,6 @@ func newClient(t *testing.T, cfg client.Config) *client.Client {
 	}
 	t.Cleanup(c.Close)
 	return c
-}
-
-func newKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	key, err := crypto.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key
 }
 
 func bigs(vs ...int64) []*big.Int {

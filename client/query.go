@@ -43,7 +43,8 @@ func (o *Offer) CapacityFor(amount *big.Int) (uint64, bool) {
 // Query asks server, over discv5 TALKREQ, for a capacity quote for each of
 // the configured amounts (Config.Amounts and Budget), its server info and the
 // client's balance there, in one batch. It gives up when ctx ends or after
-// Config.QueryTimeout, with an error wrapping ErrNoAnswer.
+// Config.QueryTimeout, with an error wrapping ErrNoAnswer; an empty answer
+// (no vflux there, or a request dropped under load) wraps ErrEmptyAnswer.
 func (c *Client) Query(ctx context.Context, server *enode.Node) (*Offer, error) {
 	return c.QueryAmounts(ctx, server, c.cfg.amounts())
 }
@@ -78,15 +79,13 @@ func (c *Client) QueryAmounts(ctx context.Context, server *enode.Node, amounts [
 	if err != nil {
 		return nil, fmt.Errorf("encode vflux batch: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.QueryTimeout)
-	defer cancel()
 	start := time.Now()
-	resp, err := c.talk(ctx, server, enc)
+	resp, err := c.Talk(ctx, server, params.TalkProtocolID, enc)
 	if err != nil {
 		return nil, err
 	}
 	if len(resp) == 0 {
-		return nil, fmt.Errorf("%w: %s sent an empty answer (not a vflux server, or it dropped the request)", ErrNoAnswer, server.ID().TerminalString())
+		return nil, fmt.Errorf("%w from %s (not a vflux server, or it dropped the request)", ErrEmptyAnswer, server.ID().TerminalString())
 	}
 	var replies vflux.Replies
 	if err := rlp.DecodeBytes(resp, &replies); err != nil {
@@ -112,9 +111,16 @@ func (c *Client) QueryAmounts(ctx context.Context, server *enode.Node, amounts [
 	return offer, nil
 }
 
-// talk sends one TALKREQ, retrying a lost packet until ctx ends. An empty
-// answer is returned as is: that is how discv5 says "no handler".
-func (c *Client) talk(ctx context.Context, server *enode.Node, payload []byte) ([]byte, error) {
+// Talk sends one TALKREQ with the given protocol id and payload to server
+// and returns the raw answer; Query is built on it, and it serves callers that
+// need another protocol id or a payload of their own (tests of a server's
+// TALKREQ handling). A lost packet is retried until ctx ends (discv5 bounds
+// each attempt itself, about 700 ms); then the error wraps ErrNoAnswer. An
+// empty answer is returned as is, with a nil error: that is how discv5 says
+// "no handler" and how a vflux server drops a request.
+func (c *Client) Talk(ctx context.Context, server *enode.Node, protocol string, payload []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.QueryTimeout)
+	defer cancel()
 	disc := c.srv.DiscoveryV5()
 	type result struct {
 		resp []byte
@@ -124,8 +130,7 @@ func (c *Client) talk(ctx context.Context, server *enode.Node, payload []byte) (
 	for {
 		ch := make(chan result, 1)
 		go func() {
-			// discv5 bounds each attempt itself (about 700 ms).
-			resp, err := disc.TalkRequest(server, params.TalkProtocolID, payload)
+			resp, err := disc.TalkRequest(server, protocol, payload)
 			ch <- result{resp, err}
 		}()
 		select {

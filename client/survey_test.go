@@ -5,17 +5,19 @@ import (
 	"errors"
 	"math/big"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/ethereum/go-ethereum/p2p/enode"
 	"github.com/ethereum/go-ethereum/p2p/enr"
 	"github.com/vflux-net/vflux/client"
+	"github.com/vflux-net/vflux/p2ptest"
 )
 
 func TestSurveyFindsEveryServerThroughTheBootnodeAndRanksThemByTheirAnswers(t *testing.T) {
 	n := startNetwork(t)
-	key := newKey(t)
+	key := p2ptest.NewKey(t)
 	c := newClient(t, client.Config{
 		PrivateKey: key,
 		Bootnodes:  []*enode.Node{n.boot.Self()},
@@ -45,7 +47,7 @@ func TestSurveyFindsEveryServerThroughTheBootnodeAndRanksThemByTheirAnswers(t *t
 	// For 0 tokens (the default budget): cheap, where the client has a
 	// balance, offers it more than standard's mincap; full admits nobody for
 	// free.
-	if got := order(); !equal(got, []string{"cheap", "standard", "full"}) {
+	if got := order(); !slices.Equal(got, []string{"cheap", "standard", "full"}) {
 		t.Fatalf("ranked for a free client: %v, want cheap, standard, full", got)
 	}
 	if last.Found != 3 || last.Answered != 3 {
@@ -53,7 +55,7 @@ func TestSurveyFindsEveryServerThroughTheBootnodeAndRanksThemByTheirAnswers(t *t
 	}
 	// For 1e12 tokens, standard's larger total capacity wins.
 	client.Rank(offers, client.ByCapacityFor(big.NewInt(1e12)))
-	if got := order(); !equal(got, []string{"standard", "cheap", "full"}) {
+	if got := order(); !slices.Equal(got, []string{"standard", "cheap", "full"}) {
 		t.Fatalf("ranked for 1e12 tokens: %v, want standard, cheap, full", got)
 	}
 	// The query is made with the client's own key, so the balance is its own.
@@ -110,22 +112,10 @@ func silentNode(t *testing.T) *enode.Node {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	ln := enode.NewLocalNode(db, newKey(t))
+	ln := enode.NewLocalNode(db, p2ptest.NewKey(t))
 	ln.SetStaticIP(net.IPv4(127, 0, 0, 1))
 	ln.Set(enr.UDP(conn.LocalAddr().(*net.UDPAddr).Port))
 	return ln.Node()
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestSurveyEndsAtItsDeadlineWhenTheBootnodeIsSilent(t *testing.T) {

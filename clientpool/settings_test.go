@@ -112,7 +112,7 @@ func TestOnlyTheSettingsSavedAreInTheRecord(t *testing.T) {
 }
 
 func TestSettingsAreStoredUnderTheVersionedSettingsKeyAndSynced(t *testing.T) {
-	db := &syncingDB{Database: memorydb.New()}
+	db := &recordingDB{KeyValueStore: memorydb.New()}
 	pool := freshPool(t, db)
 	before := len(db.since(0))
 	if err := pool.SaveConnectedBias(time.Second); err != nil {

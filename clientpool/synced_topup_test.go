@@ -1,71 +1,16 @@
 package clientpool
 
 import (
-	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common/mclock"
-	"github.com/ethereum/go-ethereum/ethdb"
 	"github.com/ethereum/go-ethereum/ethdb/memorydb"
 )
 
-// syncingDB is a memorydb whose batches are SyncedBatches; it records, for
-// every batch written, whether it was written with WriteSync and its keys.
-type syncingDB struct {
-	*memorydb.Database
-	mu     sync.Mutex
-	writes []syncedWrite
-}
-
-type syncedWrite struct {
-	synced bool
-	keys   []string
-}
-
-func (w syncedWrite) String() string { return fmt.Sprintf("{synced: %v, keys: %q}", w.synced, w.keys) }
-
-type syncingBatch struct {
-	ethdb.Batch
-	db   *syncingDB
-	keys []string
-}
-
-func (d *syncingDB) NewBatch() ethdb.Batch {
-	return &syncingBatch{Batch: d.Database.NewBatch(), db: d}
-}
-
-func (b *syncingBatch) Put(k, v []byte) error {
-	b.keys = append(b.keys, string(k))
-	return b.Batch.Put(k, v)
-}
-
-func (b *syncingBatch) Delete(k []byte) error {
-	b.keys = append(b.keys, string(k))
-	return b.Batch.Delete(k)
-}
-
-func (b *syncingBatch) Write() error     { return b.write(false) }
-func (b *syncingBatch) WriteSync() error { return b.write(true) }
-
-func (b *syncingBatch) write(synced bool) error {
-	b.db.mu.Lock()
-	b.db.writes = append(b.db.writes, syncedWrite{synced: synced, keys: b.keys})
-	b.db.mu.Unlock()
-	return b.Batch.Write()
-}
-
-// since returns the writes recorded from index i on.
-func (d *syncingDB) since(i int) []syncedWrite {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]syncedWrite(nil), d.writes[i:]...)
-}
-
 func TestTopUpsAreWrittenSyncedAndNothingElseIs(t *testing.T) {
-	db := &syncingDB{Database: memorydb.New()}
+	db := &recordingDB{KeyValueStore: memorydb.New()}
 	clock := &mclock.Simulated{}
 	pool := newTestPool(t, db, clock, 1, 1)
 	offline, p := nodeID(1), newPeer(2, time.Hour)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ethereum/go-ethereum/p2p/enode"
+	"github.com/vflux-net/vflux/client"
 )
 
 // ErrInvalidArgument is wrapped by every RPC argument validation error.
@@ -36,7 +37,7 @@ var priceKeys = []string{keyTimeFactor, keyCapacityFactor, keyRequestFactor, key
 func ParseNodeID(s string) (enode.ID, error) {
 	s = strings.TrimSpace(s)
 	if strings.HasPrefix(s, "enode://") || strings.HasPrefix(s, "enr:") {
-		n, err := ParseNodeURL(s)
+		n, err := client.ParseNodeURL(s)
 		if err != nil {
 			return enode.ID{}, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
 		}

@@ -8,7 +8,6 @@ import (
 
 	gethnode "github.com/ethereum/go-ethereum/node"
 	"github.com/ethereum/go-ethereum/p2p"
-	"github.com/vflux-net/vflux/params"
 )
 
 // startBenchNode is startNode for benchmarks.
@@ -41,17 +40,13 @@ func startBenchNode(b *testing.B, datadir string) (*gethnode.Node, *RPCClient) {
 func BenchmarkTalkQueryRoundTrip(b *testing.B) {
 	stack, _ := startBenchNode(b, "")
 	server := stack.Server().Self()
-	q, err := QuerierFor(server)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer q.Close()
+	c := newQueryClient(b, server, "")
 	amounts := []*big.Int{big.NewInt(0), big.NewInt(1e9), big.NewInt(1e10), big.NewInt(1e11), big.NewInt(1e12)}
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := q.Query(ctx, server, params.ServiceName, amounts, 0); err != nil {
+		if _, err := c.QueryAmounts(ctx, server, amounts); err != nil {
 			b.Fatal(err)
 		}
 	}

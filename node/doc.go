@@ -11,11 +11,11 @@
 // RPC namespace, the metrics (metrics.go: Prometheus-style vflux_* names, all
 // registered when the package loads), the operator's log (logging.go: each
 // client's story and a status line, at INFO), the parsing of what people type
-// (amount.go, nodeaddr.go: one parser for the RPC and the command line), and
-// the client side of a TALKREQ capacity query
-// (used by the command line). The RPC answers convert to the live view's
-// snapshot (package topview) in one place, topview.go, for `vflux top` and
-// the devnet alike.
+// (amount.go: one parser for the RPC and the command line; node addresses
+// are parsed by client.ParseNodeURL); the client side of a capacity query is
+// package client's, and this package's tests query through it. The RPC
+// answers convert to the live view's snapshot (package topview) in one place,
+// topview.go, for `vflux top` and the devnet alike.
 //
 // Peer slots (SPEC 6 item 5): MaxPeers is maxclients + maxinactive and the
 // pool gets one inactive slot fewer, so one slot stays free for a newcomer to

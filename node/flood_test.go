@@ -2,13 +2,13 @@ package node
 
 import (
 	"context"
+	"errors"
 	"math/big"
 	"net"
 	"os"
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +18,7 @@ import (
 	"github.com/ethereum/go-ethereum/p2p/discover"
 	"github.com/ethereum/go-ethereum/p2p/enode"
 	"github.com/ethereum/go-ethereum/rlp"
+	"github.com/vflux-net/vflux/client"
 	"github.com/vflux-net/vflux/params"
 	"github.com/vflux-net/vflux/vflux"
 )
@@ -181,12 +182,17 @@ func TestTalkFloodLeavesHonestClientsAnswered(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			q, err := NewQuerier(floodAddr(101 + i))
+			key, err := crypto.GenerateKey()
+			if err != nil {
+				t.Errorf("honest client key: %v", err)
+				return
+			}
+			c, err := client.New(client.Config{PrivateKey: key, ListenIP: floodAddr(101 + i), QueryTimeout: time.Second})
 			if err != nil {
 				t.Errorf("honest client: %v", err)
 				return
 			}
-			defer q.Close()
+			defer c.Close()
 			tick := time.NewTicker(time.Second)
 			defer tick.Stop()
 			for {
@@ -196,10 +202,8 @@ func TestTalkFloodLeavesHonestClientsAnswered(t *testing.T) {
 				case <-tick.C:
 				}
 				known := honest[i].answered > 0
-				qctx, qcancel := context.WithTimeout(context.Background(), time.Second)
 				t0 := time.Now()
-				res, err := q.Query(qctx, server, params.ServiceName, []*big.Int{big.NewInt(0), big.NewInt(1e12)}, 0)
-				qcancel()
+				res, err := c.QueryAmounts(context.Background(), server, []*big.Int{big.NewInt(0), big.NewInt(1e12)})
 				honest[i].asked++
 				if known {
 					honest[i].askedOnceKnown++
@@ -214,7 +218,7 @@ func TestTalkFloodLeavesHonestClientsAnswered(t *testing.T) {
 						honest[i].firstLatency = time.Since(t0)
 					}
 					honest[i].latencies = append(honest[i].latencies, time.Since(t0))
-				case err != nil && strings.Contains(err.Error(), "empty TALKREQ answer"):
+				case errors.Is(err, client.ErrEmptyAnswer):
 					honest[i].empty++ // dropped by the limiter
 					if known {
 						honest[i].droppedOnceKnown++

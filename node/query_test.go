@@ -4,29 +4,44 @@ import (
 	"context"
 	"errors"
 	"math/big"
-	"net"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/p2p/enode"
+	"github.com/vflux-net/vflux/client"
+	"github.com/vflux-net/vflux/p2ptest"
 	"github.com/vflux-net/vflux/params"
 )
 
-func queryNode(t *testing.T, n *testNode, timeout time.Duration, amounts ...int64) (*QueryResult, error) {
+// newQueryClient starts a client library endpoint with a fresh key, able to
+// reach server, that asks under the vflux service name service ("" = the
+// default).
+func newQueryClient(t testing.TB, server *enode.Node, service string) *client.Client {
 	t.Helper()
-	server := n.stack.Server().Self()
-	q, err := QuerierFor(server)
+	c, err := client.New(client.Config{
+		PrivateKey: p2ptest.NewKey(t),
+		ListenIP:   client.ListenIPFor(server),
+		Service:    service,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer q.Close()
+	t.Cleanup(c.Close)
+	return c
+}
+
+// queryNode asks n, from a fresh client, for the capacity each amount buys.
+func queryNode(t *testing.T, n *testNode, timeout time.Duration, amounts ...int64) (*client.Offer, error) {
+	t.Helper()
+	server := n.stack.Server().Self()
+	c := newQueryClient(t, server, "")
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var bigs []*big.Int
 	for _, a := range amounts {
 		bigs = append(bigs, big.NewInt(a))
 	}
-	return q.Query(ctx, server, params.ServiceName, bigs, 0)
+	return c.QueryAmounts(ctx, server, bigs)
 }
 
 func TestTalkQueryAnswersCapacityForTokenAmounts(t *testing.T) {
@@ -74,71 +89,22 @@ func TestQueryWithoutDiscoveryFailsClearlyWhileRLPxServes(t *testing.T) {
 	waitCapacity(t, c, cfg.MinCap)
 
 	_, err := queryNode(t, n, 1500*time.Millisecond, 0)
-	if !errors.Is(err, ErrNoAnswer) {
-		t.Fatalf("query of a node without discovery = %v, want %v", err, ErrNoAnswer)
-	}
-}
-
-func TestParseServerNodeRejectsUnusableAddresses(t *testing.T) {
-	good := "enode://a979fb575495b8d6db44f750317d0f4622bf4c2aa3365d6af7c284339968eef29b69ad0dce72a4d8db5ebb4968de0e3bec910127f134779fbcb0cb6d3331163c@127.0.0.1:30303"
-	tests := []struct {
-		name, in, wantErr string
-	}{
-		{"an enode URL with an address", good, ""},
-		{"an enode URL without an address", strings.Split(good, "@")[0], "no IP and UDP port"},
-		{"garbage", "hello", "bad server address"},
-		{"a truncated ENR", "enr:-Je4QFkmt3", "bad server address"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			n, err := ParseServerNode(tt.in)
-			if tt.wantErr == "" {
-				if err != nil || n == nil {
-					t.Fatalf("ParseServerNode = %v, %v", n, err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
-			}
-		})
-	}
-}
-
-func TestQueryRejectsBadAmountLists(t *testing.T) {
-	q, err := NewQuerier(net.IPv4(127, 0, 0, 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	n := q.Self()
-	for _, count := range []int{0, params.MaxCapQueryAmounts + 1} {
-		amounts := make([]*big.Int, count)
-		for i := range amounts {
-			amounts[i] = big.NewInt(1)
-		}
-		if _, err := q.Query(context.Background(), n, "vfx", amounts, 0); err == nil {
-			t.Errorf("a query with %d amounts was sent", count)
-		}
+	if !errors.Is(err, client.ErrNoAnswer) {
+		t.Fatalf("query of a node without discovery = %v, want %v", err, client.ErrNoAnswer)
 	}
 }
 
 func TestLegacyServiceNameAnswersTheSameQuery(t *testing.T) {
 	n := startNode(t, testConfig(10), "", false)
 	server := n.stack.Server().Self()
-	q, err := QuerierFor(server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), netTimeout)
 	defer cancel()
 	amounts := []*big.Int{big.NewInt(0), big.NewInt(1e11)}
-	vfx, err := q.Query(ctx, server, params.ServiceName, amounts, 0)
+	vfx, err := newQueryClient(t, server, params.ServiceName).QueryAmounts(ctx, server, amounts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	les, err := q.Query(ctx, server, params.LegacyServiceName, amounts, 0)
+	les, err := newQueryClient(t, server, params.LegacyServiceName).QueryAmounts(ctx, server, amounts)
 	if err != nil {
 		t.Fatalf("query under %q: %v", params.LegacyServiceName, err)
 	}
@@ -147,7 +113,7 @@ func TestLegacyServiceNameAnswersTheSameQuery(t *testing.T) {
 			t.Errorf("amount %v: %q answers %d, %q answers %d", amounts[i], params.ServiceName, vfx.Capacities[i], params.LegacyServiceName, les.Capacities[i])
 		}
 	}
-	if _, err := q.Query(ctx, server, "nope", amounts, 0); !errors.Is(err, ErrNoAnswer) {
-		t.Errorf("query of an unknown service = %v, want %v", err, ErrNoAnswer)
+	if _, err := newQueryClient(t, server, "nope").QueryAmounts(ctx, server, amounts); !errors.Is(err, client.ErrNoAnswer) {
+		t.Errorf("query of an unknown service = %v, want %v", err, client.ErrNoAnswer)
 	}
 }

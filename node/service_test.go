@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/p2p"
+	"github.com/vflux-net/vflux/client"
 	"github.com/vflux-net/vflux/params"
 )
 
@@ -165,16 +166,8 @@ func TestStoppedServiceAnswersNothingAndFailsCleanly(t *testing.T) {
 		t.Errorf("ServerInfo after Stop = %v, want %v", err, ErrNotServing)
 	}
 	// TALKREQ after Stop: the handler stays registered in discv5 but answers empty.
-	q, err := NewQuerier(n.stack.Server().Self().IP())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), netTimeout)
-	defer cancel()
-	_, err = q.Query(ctx, n.stack.Server().Self(), params.ServiceName, []*big.Int{big.NewInt(0)}, 0)
-	if !errors.Is(err, ErrNoAnswer) {
-		t.Errorf("query after Stop = %v, want %v", err, ErrNoAnswer)
+	if _, err := queryNode(t, n, netTimeout, 0); !errors.Is(err, client.ErrEmptyAnswer) {
+		t.Errorf("query after Stop = %v, want %v", err, client.ErrEmptyAnswer)
 	}
 	if err := n.svc.Stop(); err != nil {
 		t.Errorf("second Stop: %v", err)

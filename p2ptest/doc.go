@@ -8,7 +8,8 @@
 //     127.0.0.1 (random ports, discv5 on, no NAT, no bootnodes), torn down with
 //     t.Cleanup; Watch records a server's peer events so tests wait for a peer to
 //     be added or dropped with a deadline instead of sleeping; Connect links two
-//     servers; TalkRequest sends a discv5 TALKREQ.
+//     servers; TalkRequest sends a discv5 TALKREQ; NewKey makes a fresh node
+//     key.
 //
 // It owns no protocol logic. Every wait in this package has a deadline; nothing
 // sleeps for synchronisation.

@@ -2,6 +2,7 @@ package p2ptest
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"net"
@@ -36,13 +37,20 @@ type ServerConfig struct {
 	DialFrom string
 }
 
-// StartServer starts a p2p.Server on 127.0.0.1 and stops it at cleanup.
-func StartServer(t testing.TB, cfg ServerConfig) *p2p.Server {
+// NewKey returns a fresh secp256k1 node key.
+func NewKey(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
 	key, err := crypto.GenerateKey()
 	if err != nil {
 		t.Fatalf("p2ptest: generate key: %v", err)
 	}
+	return key
+}
+
+// StartServer starts a p2p.Server on 127.0.0.1 and stops it at cleanup.
+func StartServer(t testing.TB, cfg ServerConfig) *p2p.Server {
+	t.Helper()
+	key := NewKey(t)
 	if cfg.MaxPeers == 0 {
 		cfg.MaxPeers = 50
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -248,24 +249,12 @@ func TestCapacityQueryOverRLPxEqualsServeEncoded(t *testing.T) {
 	if err := direct.Get(0, &want); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 4 || !equalU64(got, want) {
+	if len(got) != 4 || !slices.Equal(got, want) {
 		t.Fatalf("cq over RLPx %v, through ServeEncoded %v", got, want)
 	}
 	if got[len(got)-1] == 0 {
 		t.Fatalf("a client adding 1e15 tokens would not be admitted: %v", got)
 	}
-}
-
-func equalU64(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // cqBatch is a small "cq" request as a client would send it.

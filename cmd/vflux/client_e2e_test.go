@@ -1,73 +1,20 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
-	"github.com/ethereum/go-ethereum/p2p"
 	"github.com/ethereum/go-ethereum/p2p/enode"
-	"github.com/vflux-net/vflux/p2ptest"
 	"github.com/vflux-net/vflux/protocol"
 )
 
-// clientProc is a running `vflux connect` process.
-type clientProc struct {
-	cmd    *exec.Cmd
-	out    *logWatch
-	exited chan struct{}
-	err    error
-}
-
-func startConnect(t *testing.T, args ...string) *clientProc {
+// startConnect runs `vflux connect` with args.
+func startConnect(t *testing.T, args ...string) *e2eProc {
 	t.Helper()
-	p := &clientProc{out: newLogWatch(), exited: make(chan struct{})}
-	p.cmd = exec.Command(e2eBin, append([]string{"connect"}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			p.cmd.Process.Kill()
-			<-p.exited
-		}
-		if t.Failed() {
-			t.Logf("connect output:\n%s", p.out.String())
-		}
-	})
-	return p
-}
-
-// exitCode waits for the process to end and returns its exit code.
-func (p *clientProc) exitCode(t *testing.T) int {
-	t.Helper()
-	select {
-	case <-p.exited:
-	case <-time.After(e2eTimeout):
-		t.Fatalf("connect did not exit within %v:\n%s", e2eTimeout, p.out.String())
-	}
-	var ee *exec.ExitError
-	if errors.As(p.err, &ee) {
-		return ee.ExitCode()
-	}
-	if p.err != nil {
-		t.Fatal(p.err)
-	}
-	return 0
+	return startE2EProc(t, "connect", append([]string{"connect"}, args...)...)
 }
 
 // clientID runs `vflux id` and returns the node ID it prints.
@@ -117,12 +64,7 @@ func TestConnectGetsMoreCapacityAfterTheOperatorTopsUpItsID(t *testing.T) {
 		t.Fatalf("query does not show the topped-up balance of %s: %v\n%s%s", id, err, out, stderr)
 	}
 
-	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	if code := p.exitCode(t); code != 0 {
-		t.Fatalf("connect exited with %d after SIGINT, want 0:\n%s", code, p.out.String())
-	}
+	p.interrupt(t)
 }
 
 func TestConnectExitsWithItsOwnCodeWhenEvictedOrUnreachable(t *testing.T) {
@@ -151,26 +93,12 @@ func TestConnectExitsWithItsOwnCodeWhenEvictedOrUnreachable(t *testing.T) {
 // it, so it out-ranks every free client.
 func paidE2EClient(t *testing.T, n *e2eNode) *protocol.Client {
 	t.Helper()
-	server, err := enode.Parse(enode.ValidSchemes, n.enode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	peers := protocol.NewClientPeers()
-	srv := p2ptest.StartServer(t, p2ptest.ServerConfig{
-		Protocols: []p2p.Protocol{peers.Protocol()}, NoDiscovery: true, NoListen: true,
-	})
-	out, stderr, err := runVflux(t, "balance", "add", "--datadir", n.datadir, srv.Self().ID().String(), "1e12")
-	if err != nil {
-		t.Fatalf("balance add: %v\n%s%s", err, out, stderr)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
-	defer cancel()
-	cl, err := peers.Dial(ctx, srv, server)
-	if err != nil {
-		t.Fatalf("paid client dial: %v", err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
+	return dialE2EClient(t, n.enode, func(id enode.ID) {
+		out, stderr, err := runVflux(t, "balance", "add", "--datadir", n.datadir, id.String(), "1e12")
+		if err != nil {
+			t.Fatalf("balance add: %v\n%s%s", err, out, stderr)
+		}
+	}).cl
 }
 
 func TestServersFindsBothNodesThroughTheBootnodeAndRanksThem(t *testing.T) {

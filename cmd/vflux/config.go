@@ -18,6 +18,7 @@ import (
 	"github.com/ethereum/go-ethereum/p2p/nat"
 	"github.com/ethereum/go-ethereum/rpc"
 	"github.com/urfave/cli/v2"
+	"github.com/vflux-net/vflux/client"
 	vfnode "github.com/vflux-net/vflux/node"
 	"github.com/vflux-net/vflux/params"
 )
@@ -350,7 +351,7 @@ func gethConfig(cfg *fileConfig) (*gethnode.Config, error) {
 		gc.P2P.NAT = natif
 	}
 	for _, url := range n.P2P.BootstrapNodes {
-		bn, err := vfnode.ParseNodeURL(url)
+		bn, err := client.ParseNodeURL(url)
 		if err != nil {
 			return nil, fmt.Errorf("--bootnodes: %w", err)
 		}

@@ -69,10 +69,10 @@ func init() {
 func parseDialNode(s string) (*enode.Node, error) {
 	n, err := enode.Parse(enode.ValidSchemes, s)
 	if err != nil {
-		return nil, fmt.Errorf("bad server address: %v", err)
+		return nil, fmt.Errorf("%w: %v", client.ErrBadNode, err)
 	}
 	if n.IP() == nil || n.TCP() == 0 {
-		return nil, fmt.Errorf("bad server address: %s has no IP and TCP port to connect to", n.ID().TerminalString())
+		return nil, fmt.Errorf("%w: %s has no IP and TCP port to connect to", client.ErrBadNode, n.ID().TerminalString())
 	}
 	return n, nil
 }

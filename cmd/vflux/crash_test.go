@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/p2p"
 	"github.com/ethereum/go-ethereum/p2p/enode"
+	"github.com/vflux-net/vflux/p2ptest"
 	"github.com/vflux-net/vflux/params"
 	"github.com/vflux-net/vflux/protocol"
 	"github.com/vflux-net/vflux/vflux"
@@ -112,7 +112,7 @@ func testChurnSurvivesSIGKILL(t *testing.T, bin string) {
 	kinds := make(map[enode.ID]string)
 	var topUpIDs []enode.ID
 	for i := range keys {
-		keys[i] = newKey(t)
+		keys[i] = p2ptest.NewKey(t)
 		id := enode.PubkeyToIDV4(&keys[i].PublicKey)
 		kinds[id] = "free"
 		if i < paidClients {
@@ -386,7 +386,7 @@ func vfnodeDefaults() crashPricing {
 
 func testCorruptRecordIsIgnored(t *testing.T, bin string) {
 	dir := e2eDir(t)
-	good, bad := randomNodeID(t), newKey(t)
+	good, bad := randomNodeID(t), p2ptest.NewKey(t)
 	badID := enode.PubkeyToIDV4(&bad.PublicKey)
 
 	// A node writes two balances and stops; then garbage replaces one record.
@@ -468,17 +468,8 @@ func countAcked(ledger map[enode.ID]*crashLedger) (n int) {
 	return n
 }
 
-func newKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	key, err := crypto.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key
-}
-
 func randomNodeID(t *testing.T) enode.ID {
-	key := newKey(t)
+	key := p2ptest.NewKey(t)
 	return enode.PubkeyToIDV4(&key.PublicKey)
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,7 +17,9 @@ import (
 
 	"github.com/ethereum/go-ethereum/p2p"
 	"github.com/ethereum/go-ethereum/p2p/enode"
+	vfnode "github.com/vflux-net/vflux/node"
 	"github.com/vflux-net/vflux/p2ptest"
+	"github.com/vflux-net/vflux/params"
 	"github.com/vflux-net/vflux/protocol"
 )
 
@@ -168,12 +171,85 @@ func (w *logWatch) wait(t *testing.T, re *regexp.Regexp, exited <-chan struct{})
 	}
 }
 
-// e2eNode is a running `vflux` node process.
-type e2eNode struct {
+// e2eProc is a running vflux process whose output a test watches. It is
+// killed at cleanup if still running, and its output logged if the test
+// failed.
+type e2eProc struct {
+	what    string // names the process in failure messages
 	cmd     *exec.Cmd
 	out     *logWatch
 	exited  chan struct{}
 	exitErr error
+}
+
+// startE2EProc runs the binary with args.
+func startE2EProc(t *testing.T, what string, args ...string) *e2eProc {
+	t.Helper()
+	p := &e2eProc{what: what, out: newLogWatch(), exited: make(chan struct{})}
+	p.cmd = exec.Command(e2eBin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.exitErr = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			p.cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", p.what, p.out.String())
+		}
+	})
+	return p
+}
+
+// exitCode waits for the process to end and returns its exit code.
+func (p *e2eProc) exitCode(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+	case <-time.After(e2eTimeout):
+		t.Fatalf("%s did not exit within %v:\n%s", p.what, e2eTimeout, p.out.String())
+	}
+	var ee *exec.ExitError
+	if errors.As(p.exitErr, &ee) {
+		return ee.ExitCode()
+	}
+	if p.exitErr != nil {
+		t.Fatal(p.exitErr)
+	}
+	return 0
+}
+
+// interrupt sends SIGINT and waits for a clean exit.
+func (p *e2eProc) interrupt(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.exitCode(t); code != 0 {
+		t.Fatalf("%s exited with %d after SIGINT, want 0:\n%s", p.what, code, p.out.String())
+	}
+}
+
+func (p *e2eProc) running() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// e2eNode is a running `vflux` node process.
+type e2eNode struct {
+	*e2eProc
 	datadir string
 	enr     string
 	enode   string
@@ -185,59 +261,48 @@ var (
 )
 
 // startE2ENode runs the binary as a node on 127.0.0.1 with a random port and
-// the given datadir, and waits until it logged its ENR. It is killed at
-// cleanup if still running.
+// the given datadir, and waits until it logged its ENR.
 func startE2ENode(t *testing.T, datadir string, args ...string) *e2eNode {
 	t.Helper()
 	full := append([]string{"--datadir", datadir, "--port", "0", "--addr", "127.0.0.1"}, args...)
-	n := &e2eNode{out: newLogWatch(), exited: make(chan struct{}), datadir: datadir}
-	n.cmd = exec.Command(e2eBin, full...)
-	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
-	if err := n.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		n.exitErr = n.cmd.Wait()
-		close(n.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-n.exited:
-		default:
-			n.cmd.Process.Kill()
-			<-n.exited
-		}
-		if t.Failed() {
-			t.Logf("node output:\n%s", n.out.String())
-		}
-	})
+	n := &e2eNode{e2eProc: startE2EProc(t, "node", full...), datadir: datadir}
 	n.enr = n.out.wait(t, enrRe, n.exited)
 	n.enode = n.out.wait(t, enodeRe, n.exited)
 	return n
 }
 
-// interrupt sends SIGINT and waits for a clean exit.
-func (n *e2eNode) interrupt(t *testing.T) {
+// watchE2ENode dials the node process in dir over IPC and subscribes to its
+// pool events; both end at cleanup.
+func watchE2ENode(t *testing.T, dir string) (*vfnode.RPCClient, <-chan vfnode.Event) {
 	t.Helper()
-	if err := n.cmd.Process.Signal(syscall.SIGINT); err != nil {
+	rpcc, err := vfnode.DialRPC(context.Background(), filepath.Join(dir, params.DefaultIPCName))
+	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-n.exited:
-		if n.exitErr != nil {
-			t.Fatalf("node exited with %v after SIGINT:\n%s", n.exitErr, n.out.String())
-		}
-	case <-time.After(e2eTimeout):
-		t.Fatalf("node did not exit within %v of SIGINT", e2eTimeout)
+	t.Cleanup(rpcc.Close)
+	events := make(chan vfnode.Event, 64)
+	sub, err := rpcc.SubscribeEvents(context.Background(), events)
+	if err != nil {
+		t.Fatalf("vflux_subscribe over IPC: %v", err)
 	}
+	t.Cleanup(sub.Unsubscribe)
+	return rpcc, events
 }
 
-func (n *e2eNode) running() bool {
-	select {
-	case <-n.exited:
-		return false
-	default:
-		return true
+// waitEvent waits for a pool event of the given type about id (any client
+// if id is zero).
+func waitEvent(t *testing.T, events <-chan vfnode.Event, typ string, id enode.ID) vfnode.Event {
+	t.Helper()
+	timeout := time.After(e2eTimeout)
+	for {
+		select {
+		case ev := <-events:
+			if ev.Type == typ && (id == enode.ID{} || ev.ID == id.String()) {
+				return ev
+			}
+		case <-timeout:
+			t.Fatalf("no %q event for %s within %v", typ, id.TerminalString(), e2eTimeout)
+		}
 	}
 }
 
@@ -253,8 +318,16 @@ func runVflux(t *testing.T, args ...string) (string, string, error) {
 	return stdout.String(), stderr.String(), err
 }
 
-// connectE2EClient connects a protocol.Client to the node process.
-func connectE2EClient(t *testing.T, nodeURL string) *protocol.Client {
+// e2eClient is a real RLPx client (protocol.Client) of a node process.
+type e2eClient struct {
+	id enode.ID
+	cl *protocol.Client
+}
+
+// dialE2EClient starts a client p2p server, calls before with its node ID
+// (to fund it, say; nil: nothing) and connects it to the node, without
+// waiting for capacity.
+func dialE2EClient(t *testing.T, nodeURL string, before func(enode.ID)) *e2eClient {
 	t.Helper()
 	server, err := enode.Parse(enode.ValidSchemes, nodeURL)
 	if err != nil {
@@ -264,13 +337,24 @@ func connectE2EClient(t *testing.T, nodeURL string) *protocol.Client {
 	srv := p2ptest.StartServer(t, p2ptest.ServerConfig{
 		Protocols: []p2p.Protocol{peers.Protocol()}, NoDiscovery: true, NoListen: true,
 	})
+	c := &e2eClient{id: srv.Self().ID()}
+	if before != nil {
+		before(c.id)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
 	defer cancel()
-	cl, err := peers.Dial(ctx, srv, server)
-	if err != nil {
+	if c.cl, err = peers.Dial(ctx, srv, server); err != nil {
 		t.Fatalf("protocol client dial: %v", err)
 	}
-	t.Cleanup(cl.Close)
+	t.Cleanup(c.cl.Close)
+	return c
+}
+
+// connectE2EClient connects a protocol.Client to the node process and waits
+// until it holds capacity.
+func connectE2EClient(t *testing.T, nodeURL string) *protocol.Client {
+	t.Helper()
+	cl := dialE2EClient(t, nodeURL, nil).cl
 	deadline := time.After(e2eTimeout)
 	for cl.Capacity() == 0 {
 		select {

@@ -14,7 +14,8 @@ import (
 
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/p2p/enode"
-	vfnode "github.com/vflux-net/vflux/node"
+	"github.com/vflux-net/vflux/client"
+	"github.com/vflux-net/vflux/p2ptest"
 	"github.com/vflux-net/vflux/params"
 )
 
@@ -72,23 +73,13 @@ func TestNodeWithoutDiscoveryServesRLPxAndQueryFailsClearly(t *testing.T) {
 		t.Errorf("no warning about discovery being off:\n%s", n.out.String())
 	}
 	// Watch the pool over IPC while a protocol client connects.
-	rpcc, err := vfnode.DialRPC(context.Background(), filepath.Join(dir, params.DefaultIPCName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rpcc.Close()
-	events := make(chan vfnode.Event, 16)
-	sub, err := rpcc.SubscribeEvents(context.Background(), events)
-	if err != nil {
-		t.Fatalf("vflux_subscribe over IPC: %v", err)
-	}
-	defer sub.Unsubscribe()
+	_, events := watchE2ENode(t, dir)
 
 	cl := connectE2EClient(t, n.enode)
 	if cl.Capacity() != params.DefaultMinCap {
 		t.Errorf("client capacity %d, want minCap %d", cl.Capacity(), params.DefaultMinCap)
 	}
-	waitEvent(t, events, "activated")
+	waitEvent(t, events, "activated", enode.ID{})
 	out, _, err := runVflux(t, "clients", "--datadir", dir)
 	if err != nil || !strings.Contains(out, "connected clients (1)") || !regexp.MustCompile(`\btrue\s+1000\s`).MatchString(out) {
 		t.Errorf("clients does not list the connected client with capacity 1000: %v\n%s", err, out)
@@ -132,22 +123,6 @@ func TestNodeWithoutDiscoveryServesRLPxAndQueryFailsClearly(t *testing.T) {
 			t.Fatalf("Prometheus endpoint never showed one active client:\n%s", body)
 		}
 		<-poll.C
-	}
-}
-
-// waitEvent waits for a pool event of the given type.
-func waitEvent(t *testing.T, events <-chan vfnode.Event, typ string) vfnode.Event {
-	t.Helper()
-	timeout := time.After(e2eTimeout)
-	for {
-		select {
-		case ev := <-events:
-			if ev.Type == typ {
-				return ev
-			}
-		case <-timeout:
-			t.Fatalf("no %q event within %v", typ, e2eTimeout)
-		}
 	}
 }
 
@@ -218,20 +193,18 @@ func TestBadFlagsAndConfigExitNonZeroWithAReadableError(t *testing.T) {
 
 func TestTalkRequestGarbageGetsEmptyAnswersAndTheNodeKeepsServing(t *testing.T) {
 	n := startE2ENode(t, e2eDir(t), "--vflux.serve")
-	server, err := vfnode.ParseServerNode(n.enr)
+	server, err := client.ParseServerNode(n.enr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := vfnode.QuerierFor(server)
+	c, err := client.New(client.Config{PrivateKey: p2ptest.NewKey(t), ListenIP: client.ListenIPFor(server), QueryTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer q.Close()
+	defer c.Close()
 	talk := func(proto string, payload []byte) []byte {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		resp, err := q.Talk(ctx, server, proto, payload)
+		resp, err := c.Talk(context.Background(), server, proto, payload)
 		if err != nil {
 			t.Fatalf("TALKREQ %q (%d bytes): %v", proto, len(payload), err)
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"os/exec"
 	"regexp"
 	"runtime/debug"
 	"strings"
@@ -38,21 +37,8 @@ func TestVersionPrintsModuleCommitAndGoToStdout(t *testing.T) {
 
 func TestLogFormatJSONWritesOneObjectPerLine(t *testing.T) {
 	dir := e2eDir(t)
-	out := newLogWatch()
-	cmd := exec.Command(e2eBin, "--datadir", dir, "--port", "0", "--addr", "127.0.0.1", "--nodiscover", "--vflux.serve", "--log.format", "json")
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	n := &e2eNode{cmd: cmd, out: out, exited: exited, datadir: dir}
-	t.Cleanup(func() {
-		if n.running() {
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
+	n := &e2eNode{e2eProc: startE2EProc(t, "node", "--datadir", dir, "--port", "0", "--addr", "127.0.0.1", "--nodiscover", "--vflux.serve", "--log.format", "json"), datadir: dir}
+	out, exited := n.out, n.exited
 	enode := out.wait(t, regexp.MustCompile(`"enode":"(enode://[^"]+)"`), exited)
 	// A client's story is logged at the default verbosity, as JSON too.
 	cl := connectE2EClient(t, enode)

@@ -50,7 +50,7 @@ func runQuery(ctx *cli.Context) error {
 	if ctx.NArg() != 1 {
 		return fmt.Errorf("query takes one argument, the server's ENR or enode URL (got %d)", ctx.NArg())
 	}
-	server, err := vfnode.ParseServerNode(ctx.Args().First())
+	server, err := client.ParseServerNode(ctx.Args().First())
 	if err != nil {
 		return err
 	}

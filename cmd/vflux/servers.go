@@ -15,7 +15,6 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/urfave/cli/v2"
 	"github.com/vflux-net/vflux/client"
-	vfnode "github.com/vflux-net/vflux/node"
 	"github.com/vflux-net/vflux/vflux"
 )
 
@@ -61,7 +60,7 @@ func runServers(ctx *cli.Context) error {
 		boot = append(boot, n)
 	}
 	for _, s := range ctx.Args().Slice() {
-		n, err := vfnode.ParseServerNode(s)
+		n, err := client.ParseServerNode(s)
 		if err != nil {
 			return err
 		}

@@ -66,11 +66,10 @@ func runTop(ctx *cli.Context) error {
 	}
 	defer raw.Close()
 
-	w := &topWatch{c: vfnode.NewRPCClient(raw), source: endpoint}
 	// The events arrive as raw JSON so that fields the client's Event type
 	// does not know yet (a reason) still reach the view.
 	events := make(chan json.RawMessage, 64)
-	var subErr <-chan error
+	w := &topWatch{c: vfnode.NewRPCClient(raw), source: endpoint, incoming: events}
 	sub, err := raw.Subscribe(sctx, "vflux", events, "events")
 	switch {
 	case errors.Is(err, rpc.ErrNotificationsUnsupported):
@@ -79,7 +78,7 @@ func runTop(ctx *cli.Context) error {
 		w.eventsNote = fmt.Sprintf("no events: %v", err)
 	default:
 		defer sub.Unsubscribe()
-		subErr = sub.Err()
+		w.subErr = sub.Err()
 	}
 
 	out := ctx.App.Writer
@@ -88,42 +87,36 @@ func runTop(ctx *cli.Context) error {
 		tty = isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
 	}
 	if once {
-		return w.once(sctx, out, interval, events, subErr)
+		return w.once(sctx, out, interval)
 	}
-	return w.live(sctx, out, tty, interval, events, subErr)
+	return w.live(sctx, out, tty, interval)
 }
 
-// topWatch collects snapshots over RPC; one goroutine owns it.
+// topWatch collects snapshots over RPC and the events between them; one
+// goroutine owns it.
 type topWatch struct {
 	c          *vfnode.RPCClient
 	source     string
 	spend      topview.SpendMeter
 	events     topview.EventLog
 	eventsNote string
+	// incoming and subErr are the event subscription's channels; subErr is
+	// nil without a subscription and once it has ended.
+	incoming <-chan json.RawMessage
+	subErr   <-chan error
 }
 
 // once samples, waits interval (collecting events), and prints one frame
 // from a second sample, so the spend rates are known.
-func (w *topWatch) once(ctx context.Context, out io.Writer, interval time.Duration, events <-chan json.RawMessage, subErr <-chan error) error {
+func (w *topWatch) once(ctx context.Context, out io.Writer, interval time.Duration) error {
 	if interval > 0 {
 		if _, err := w.snapshot(ctx); err != nil {
 			return err
 		}
 		timer := time.NewTimer(interval)
 		defer timer.Stop()
-	wait:
-		for {
-			select {
-			case msg := <-events:
-				w.addEvent(msg)
-			case err := <-subErr:
-				w.subscriptionEnded(err)
-				subErr = nil
-			case <-timer.C:
-				break wait
-			case <-ctx.Done():
-				return nil
-			}
+		if !w.collect(ctx, timer.C) {
+			return nil
 		}
 	}
 	s, err := w.snapshot(ctx)
@@ -136,7 +129,7 @@ func (w *topWatch) once(ctx context.Context, out io.Writer, interval time.Durati
 
 // live prints a frame at once and then every interval until ctx ends: in
 // place on a terminal, else as blocks separated by a blank line.
-func (w *topWatch) live(ctx context.Context, out io.Writer, tty bool, interval time.Duration, events <-chan json.RawMessage, subErr <-chan error) error {
+func (w *topWatch) live(ctx context.Context, out io.Writer, tty bool, interval time.Duration) error {
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for first := true; ; first = false {
@@ -157,19 +150,26 @@ func (w *topWatch) live(ctx context.Context, out io.Writer, tty bool, interval t
 		if _, err := io.WriteString(out, frame); err != nil {
 			return err
 		}
-	wait:
-		for {
-			select {
-			case msg := <-events:
-				w.addEvent(msg)
-			case err := <-subErr:
-				w.subscriptionEnded(err)
-				subErr = nil
-			case <-ticker.C:
-				break wait
-			case <-ctx.Done():
-				return nil
-			}
+		if !w.collect(ctx, ticker.C) {
+			return nil
+		}
+	}
+}
+
+// collect adds the events that arrive until tick fires (true) or ctx ends
+// (false).
+func (w *topWatch) collect(ctx context.Context, tick <-chan time.Time) bool {
+	for {
+		select {
+		case msg := <-w.incoming:
+			w.addEvent(msg)
+		case err := <-w.subErr:
+			w.subscriptionEnded(err)
+			w.subErr = nil
+		case <-tick:
+			return true
+		case <-ctx.Done():
+			return false
 		}
 	}
 }

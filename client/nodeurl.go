@@ -1,4 +1,4 @@
-package node
+package client
 
 import (
 	"fmt"
@@ -25,5 +25,9 @@ func ParseNodeURL(s string) (*enode.Node, error) {
 	default:
 		why = "it starts with neither enr: nor enode://"
 	}
-	return nil, fmt.Errorf("not a valid ENR or enode URL: %q: %s", abbreviate(s), why)
+	shown := s
+	if len(shown) > 80 {
+		shown = shown[:77] + "..."
+	}
+	return nil, fmt.Errorf("not a valid ENR or enode URL: %q: %s", shown, why)
 }
