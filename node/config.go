@@ -91,6 +91,9 @@ type Config struct {
 	// DatabaseCache (MiB) and DatabaseHandles size the balance LevelDB.
 	DatabaseCache   int
 	DatabaseHandles int
+	// Govern names the devp2p protocols registered on the same stack that the
+	// pool governs (SPEC 11), e.g. "eth", "snap". Empty: only vfx/1.
+	Govern []string
 
 	// Clock is the pool's clock; nil means mclock.System. Tests use
 	// mclock.Simulated.
