@@ -10,6 +10,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core"
+	"github.com/ethereum/go-ethereum/crypto"
 	gethnode "github.com/ethereum/go-ethereum/node"
 	"github.com/ethereum/go-ethereum/p2p"
 	"github.com/vflux-net/vflux/p2ptest"
@@ -70,11 +71,12 @@ func TestTheDevChainSealsEmptyBlocksAndServesThemOverEth(t *testing.T) {
 	// No transaction is ever sent: blocks must still come.
 	waitForBlock(t, chain, 2)
 
-	cp, err := NewClientPeers(chain.Genesis())
+	cc, err := NewClientChain(chain.Genesis())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cp.Close()
+	defer cc.Close()
+	cp := cc.NewPeers()
 	srv := p2ptest.StartServer(t, p2ptest.ServerConfig{Protocols: cp.Protocols(), NoDiscovery: true, NoListen: true})
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -162,5 +164,58 @@ func TestAZeroPeriodIsRefused(t *testing.T) {
 	defer stack.Close()
 	if _, err := Register(stack, Config{Period: 0}); err == nil {
 		t.Fatal("a zero period was accepted")
+	}
+}
+
+func TestRequestsGivenUpHalfwayDoNotStallTheConnection(t *testing.T) {
+	stack, chain := startDevNode(t, t.TempDir(), 1)
+	waitForBlock(t, chain, 1)
+	cc, err := NewClientChain(chain.Genesis())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	cp := cc.NewPeers()
+	key, _ := crypto.GenerateKey()
+	srv := &p2p.Server{Config: p2p.Config{PrivateKey: key, MaxPeers: 1, NoDiscovery: true, Protocols: cp.Protocols()}}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// A stalled message loop would keep Stop waiting forever: fail instead.
+	defer func() {
+		stopped := make(chan struct{})
+		go func() { srv.Stop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(testTimeout):
+			t.Error("the client's p2p server did not stop: its eth message loop is stalled")
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	peer, err := cp.Dial(ctx, srv, stack.Server().Self())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Give up on requests at every point of their way (before they are
+	// sent, while they are served, as the answer is delivered): clients
+	// that download back to back and stop at some moment.
+	for round := 0; round < 40; round++ {
+		rctx, rcancel := context.WithCancel(ctx)
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			for rctx.Err() == nil {
+				peer.Headers(rctx, 0, 2)
+			}
+		}()
+		time.AfterFunc(time.Duration(round%10)*time.Millisecond, rcancel)
+		<-stopped
+	}
+	// The connection still answers.
+	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer rcancel()
+	if _, err := peer.Headers(rctx, 0, 2); err != nil {
+		t.Fatalf("after abandoned requests: %v", err)
 	}
 }

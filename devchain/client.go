@@ -22,10 +22,50 @@ import (
 // ErrPeerGone is returned by the requests of a peer whose connection ended.
 var ErrPeerGone = errors.New("eth peer disconnected")
 
+// ClientChain is what the client side of go-ethereum's eth protocol needs of
+// its own chain: a local chain that holds only the genesis (the server's
+// status must match it, and whatever the server asks for is served from
+// it). One ClientChain serves the ClientPeers of many clients.
+type ClientChain struct {
+	chain   *core.BlockChain
+	network uint64
+}
+
+// NewClientChain makes the local chain for the chain with this genesis.
+// Close it when its clients are done.
+func NewClientChain(genesis *core.Genesis) (*ClientChain, error) {
+	db := rawdb.NewMemoryDatabase()
+	config, _, err := core.LoadChainConfig(db, genesis)
+	if err != nil {
+		return nil, fmt.Errorf("eth client: %w", err)
+	}
+	engine, err := ethconfig.CreateConsensusEngine(config, db)
+	if err != nil {
+		return nil, fmt.Errorf("eth client: %w", err)
+	}
+	chain, err := core.NewBlockChain(db, genesis, engine, core.DefaultConfig())
+	if err != nil {
+		return nil, fmt.Errorf("eth client: %w", err)
+	}
+	return &ClientChain{chain: chain, network: config.ChainID.Uint64()}, nil
+}
+
+// Close stops the local chain.
+func (cc *ClientChain) Close() { cc.chain.Stop() }
+
+// NewPeers returns the client side for one p2p.Server.
+func (cc *ClientChain) NewPeers() *ClientPeers {
+	return &ClientPeers{
+		chain:   cc.chain,
+		network: cc.network,
+		peers:   make(map[enode.ID]*Peer),
+		waiting: make(map[enode.ID][]chan waitResult),
+	}
+}
+
 // ClientPeers runs the client side of go-ethereum's eth protocol (every
-// version it speaks) on in-process p2p.Servers: go-ethereum's own handshake,
-// requests and message handling, with a local chain that holds only the
-// genesis (the server's status must match it). Add Protocols to a server's
+// version it speaks) on one in-process p2p.Server: go-ethereum's own
+// handshake, requests and message handling. Add Protocols to the server's
 // config, then Dial or Wait for a peer.
 type ClientPeers struct {
 	chain   *core.BlockChain
@@ -40,33 +80,6 @@ type waitResult struct {
 	peer *Peer
 	err  error
 }
-
-// NewClientPeers makes the client side for the chain with this genesis.
-// Close it when done.
-func NewClientPeers(genesis *core.Genesis) (*ClientPeers, error) {
-	db := rawdb.NewMemoryDatabase()
-	config, _, err := core.LoadChainConfig(db, genesis)
-	if err != nil {
-		return nil, fmt.Errorf("eth client: %w", err)
-	}
-	engine, err := ethconfig.CreateConsensusEngine(config, db)
-	if err != nil {
-		return nil, fmt.Errorf("eth client: %w", err)
-	}
-	chain, err := core.NewBlockChain(db, genesis, engine, core.DefaultConfig())
-	if err != nil {
-		return nil, fmt.Errorf("eth client: %w", err)
-	}
-	return &ClientPeers{
-		chain:   chain,
-		network: config.ChainID.Uint64(),
-		peers:   make(map[enode.ID]*Peer),
-		waiting: make(map[enode.ID][]chan waitResult),
-	}, nil
-}
-
-// Close stops the local chain.
-func (cp *ClientPeers) Close() { cp.chain.Stop() }
 
 // Protocols returns go-ethereum's eth protocols, run by this client: every
 // message read is counted in its peer's Received.
@@ -175,7 +188,7 @@ func (p *Peer) Head() uint64 {
 // Headers fetches amount headers from number from (fewer if the chain ends
 // before).
 func (p *Peer) Headers(ctx context.Context, from uint64, amount int) ([]*types.Header, error) {
-	sink := make(chan *ethproto.Response, 1)
+	sink := make(chan *ethproto.Response)
 	req, err := p.eth.RequestHeadersByNumber(from, amount, 0, false, sink)
 	if err != nil {
 		return nil, err
@@ -190,7 +203,7 @@ func (p *Peer) Headers(ctx context.Context, from uint64, amount int) ([]*types.H
 // Bodies fetches the bodies of the blocks with these hashes and returns how
 // many the server sent.
 func (p *Peer) Bodies(ctx context.Context, hashes []common.Hash) (int, error) {
-	sink := make(chan *ethproto.Response, 1)
+	sink := make(chan *ethproto.Response)
 	req, err := p.eth.RequestBodies(hashes, sink)
 	if err != nil {
 		return 0, err
@@ -202,6 +215,11 @@ func (p *Peer) Bodies(ctx context.Context, hashes []common.Hash) (int, error) {
 	return len(*res.Res.(*ethproto.BlockBodiesResponse)), nil
 }
 
+// await waits for the answer to req. The sink must be unbuffered: go-ethereum's
+// message loop, once it has put a response into the sink, waits for its Done
+// signal, so a response buffered in a sink that nobody reads any more would
+// stall the connection's message loop (and its shutdown) forever. Unbuffered,
+// a response to a request given up here meets the request's cancellation.
 func (p *Peer) await(ctx context.Context, req *ethproto.Request, sink chan *ethproto.Response) (*ethproto.Response, error) {
 	select {
 	case res := <-sink:

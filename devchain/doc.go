@@ -12,8 +12,17 @@
 //     eth and snap protocols on the stack. Unlike geth --dev, p2p is left as
 //     the stack's config says (listening, discovery on);
 //   - a client of go-ethereum's eth protocol for in-process p2p.Servers
-//     (ClientPeers), used by the devnet and the tests to download headers and
-//     bodies from a dev node with go-ethereum's own handshake and requests.
+//     (ClientChain, a genesis-only local chain shared by many clients, and
+//     ClientPeers, one per p2p.Server), used by the devnet and the tests to
+//     download headers and bodies from a dev node with go-ethereum's own
+//     handshake and requests. Its response channels are unbuffered: eth's
+//     message loop waits for each delivered response to be taken, so a
+//     buffered answer to a request given up would stall the connection;
+//   - the devnet's eth workload (Workload, a node.DevnetWorkload): the
+//     devnet server runs the dev chain and every client downloads it round
+//     and round, so the devnet shows what the pool's governing does to eth.
+//     Package node stays free of eth (a smaller build for whoever imports
+//     it): the devnet reaches eth only through that interface.
 //
 // It does not import go-ethereum's cmd/utils (SPEC 10): the few settings
 // geth's --dev makes are written here.

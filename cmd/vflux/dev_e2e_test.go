@@ -47,11 +47,12 @@ func fetchDevHeaders(t *testing.T, n *e2eNode, count int) {
 		t.Fatalf("dev key: %v", err)
 	}
 	genesis := devchain.Genesis(crypto.PubkeyToAddress(key.PublicKey), 0)
-	cp, err := devchain.NewClientPeers(genesis)
+	cc, err := devchain.NewClientChain(genesis)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cp.Close()
+	defer cc.Close()
+	cp := cc.NewPeers()
 	server, err := enode.Parse(enode.ValidSchemes, n.enode)
 	if err != nil {
 		t.Fatal(err)
