@@ -14,5 +14,10 @@
 //     node.Query;
 //   - balance get/add and clients (rpccmds.go) call the node's "vflux" RPC
 //     namespace through node.DialRPC;
-//   - devnet (devnet.go) starts node.RunDevnet on loopback.
+//   - devnet (devnet.go) starts node.RunDevnet on loopback, with --dev the
+//     eth download of devchain.Workload;
+//   - --dev, --dev.period and --vflux.govern (dev.go) register package
+//     devchain's chain on the stack before node.New, and resolve the list of
+//     governed protocols: eth,snap with the dev chain unless the flag or the
+//     config file's [Vflux] Govern was given.
 package main
