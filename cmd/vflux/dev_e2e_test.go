@@ -116,3 +116,17 @@ func TestADevNodeServesItsChainOverEthAndResumesItAfterARestart(t *testing.T) {
 	n2.out.wait(t, regexp.MustCompile(`Chain head was updated\s+number=`+strconv.FormatUint(head+1, 10)+`\b`), n2.exited)
 	fetchDevHeaders(t, n2, int(head)+2)
 }
+
+func TestDevnetWithDevShowsEachClientsEthDownloadNextToItsCapacity(t *testing.T) {
+	out, stderr, err := runVflux(t, "devnet", "--dev", "--duration", "3s", "--clients", "2", "--paid", "1",
+		"--maxclients", "2", "--ipcpath", "")
+	if err != nil {
+		t.Fatalf("vflux devnet --dev: %v\n%s%s", err, out, stderr)
+	}
+	if !regexp.MustCompile(`client\s+state\s+capacity\s+eth served KiB/s`).MatchString(out) {
+		t.Errorf("the client table has no eth column after the capacity:\n%s", out)
+	}
+	if !regexp.MustCompile(`client-1 \(paid\)\s+\w+\s+\d+\s+[0-9.]*[1-9]`).MatchString(out) {
+		t.Errorf("the paid client shows no eth download:\n%s", out)
+	}
+}
