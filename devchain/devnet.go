@@ -17,12 +17,16 @@ const (
 	downloadBatch = 64
 	// handshakeWait bounds the wait for a devnet client's eth handshake.
 	handshakeWait = 10 * time.Second
+	// transfersPerBlock is how many transfers the devnet puts in every block,
+	// so that bodies have something to download.
+	transfersPerBlock = 20
 )
 
 // Workload is the devnet's eth traffic (a node.DevnetWorkload): the devnet
-// server runs the dev chain, and every client downloads its headers and
-// bodies over go-ethereum's eth protocol, one request at a time and as fast
-// as the server serves them, from the genesis to the head and round again.
+// server runs the dev chain with transfersPerBlock transfers in every block,
+// and every client downloads its headers and bodies over go-ethereum's eth
+// protocol, one request at a time and as fast as the server serves them,
+// from the genesis to the head and round again.
 type Workload struct {
 	cfg   Config
 	chain *Chain
@@ -42,6 +46,7 @@ func (w *Workload) Setup(stack *gethnode.Node) error {
 	if err != nil {
 		return err
 	}
+	stack.RegisterLifecycle(newTxFiller(chain, transfersPerBlock))
 	cc, err := NewClientChain(chain.Genesis())
 	if err != nil {
 		return err

@@ -5,11 +5,45 @@ import (
 	"context"
 	"regexp"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/core"
+	gethnode "github.com/ethereum/go-ethereum/node"
 	"github.com/vflux-net/vflux/node"
 )
+
+// watchedWorkload counts the devnet chain's blocks and their transactions
+// while it runs.
+type watchedWorkload struct {
+	*Workload
+	blocks, txs atomic.Int64
+}
+
+func (w *watchedWorkload) Setup(stack *gethnode.Node) error {
+	if err := w.Workload.Setup(stack); err != nil {
+		return err
+	}
+	bc := w.Chain().Eth().BlockChain()
+	heads := make(chan core.ChainHeadEvent, 16)
+	sub := bc.SubscribeChainHeadEvent(heads)
+	go func() {
+		defer sub.Unsubscribe()
+		for {
+			select {
+			case ev := <-heads:
+				if b := bc.GetBlock(ev.Header.Hash(), ev.Header.Number.Uint64()); b != nil {
+					w.blocks.Add(1)
+					w.txs.Add(int64(len(b.Transactions())))
+				}
+			case <-sub.Err():
+				return
+			}
+		}
+	}()
+	return nil
+}
 
 func TestDevnetClientsDownloadTheDevChainOverEthAndTheTableShowsIt(t *testing.T) {
 	cfg := node.DefaultDevnetConfig()
@@ -19,7 +53,7 @@ func TestDevnetClientsDownloadTheDevChainOverEthAndTheTableShowsIt(t *testing.T)
 	cfg.Duration = 3 * time.Second
 	cfg.Progress, cfg.Table = time.Second, time.Second
 	cfg.IPCPath = ""
-	w := NewWorkload(Config{Period: 1})
+	w := &watchedWorkload{Workload: NewWorkload(Config{Period: 1})}
 	defer w.Close()
 	cfg.Workload = w
 
@@ -49,7 +83,10 @@ func TestDevnetClientsDownloadTheDevChainOverEthAndTheTableShowsIt(t *testing.T)
 	if served == 0 {
 		t.Errorf("no active client was served eth data:\n%s", text)
 	}
-	if w.Chain().Head().Number.Uint64() == 0 {
-		t.Error("the devnet's dev chain made no block")
+	if w.blocks.Load() < 2 {
+		t.Fatalf("the devnet's dev chain made %d blocks in %v", w.blocks.Load(), cfg.Duration)
+	}
+	if w.txs.Load() == 0 {
+		t.Error("no block of the devnet has transactions: bodies have nothing to download")
 	}
 }
