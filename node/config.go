@@ -113,6 +113,9 @@ type Config struct {
 	// saved by the RPC setters; otherwise they are restored and win over the
 	// values above (see doc.go, "Settings changed over RPC").
 	ResetSettings bool
+	// Govern names the devp2p protocols registered on the same stack that the
+	// pool governs (SPEC 11), e.g. "eth", "snap". Empty: only vfx/1.
+	Govern []string
 
 	// Clock is the pool's clock; nil means mclock.System. Tests use
 	// mclock.Simulated.

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -38,6 +39,24 @@ type DevnetConfig struct {
 	Table      time.Duration // client table interval
 	Redial     time.Duration // how long a disconnected client waits before dialing again
 	IPCPath    string        // IPC endpoint of the server ("" = none)
+	// Workload, if set, adds traffic over other protocols of the server's
+	// stack (package devchain's eth downloads); Server.Govern names the
+	// protocols the pool governs.
+	Workload DevnetWorkload
+}
+
+// DevnetWorkload is traffic of the devnet's clients over protocols other
+// than vfx/1 (this package does not import them: see package devchain).
+type DevnetWorkload interface {
+	// Name heads the devnet table's column of served bytes, e.g. "eth".
+	Name() string
+	// Setup registers the server side on the devnet server's stack; it runs
+	// before New, so that the pool can govern what it registers.
+	Setup(stack *gethnode.Node) error
+	// Client returns the protocols of one client connection and the function
+	// that drives them: run requests from server until ctx ends or the
+	// connection does, adding the payload bytes it is served to served.
+	Client() (protocols []p2p.Protocol, run func(ctx context.Context, server enode.ID, served *atomic.Uint64))
 }
 
 // DefaultDevnetConfig is a small, lively network: 8 clients (2 paid) for 4
@@ -92,6 +111,12 @@ type devClient struct {
 	paid bool
 	key  *ecdsa.PrivateKey
 	id   enode.ID
+
+	served atomic.Uint64 // workload bytes served, over all connections
+	// lastServed and lastTable are the counter at the previous table and its
+	// time; only the table printer uses them.
+	lastServed uint64
+	lastTable  time.Time
 }
 
 // Devnet is a running demo network.
@@ -169,6 +194,12 @@ func (d *Devnet) startServer() error {
 	if err != nil {
 		return fmt.Errorf("devnet server: %w", err)
 	}
+	if w := d.cfg.Workload; w != nil {
+		if err := w.Setup(stack); err != nil {
+			stack.Close()
+			return fmt.Errorf("devnet server: %w", err)
+		}
+	}
 	svc, err := New(stack, scfg)
 	if err != nil {
 		stack.Close()
@@ -193,6 +224,8 @@ func (d *Devnet) makeClients() error {
 			paid: i < d.cfg.Paid,
 			key:  key,
 			id:   enode.PubkeyToIDV4(&key.PublicKey),
+
+			lastTable: d.start,
 		}
 		d.clients = append(d.clients, c)
 		d.byID[c.id] = c
@@ -204,22 +237,34 @@ func (d *Devnet) makeClients() error {
 // server through it. The caller stops the returned p2p.Server.
 func (d *Devnet) connect(ctx context.Context, c *devClient) (*p2p.Server, *protocol.Client, error) {
 	peers := protocol.NewClientPeers()
+	protos := []p2p.Protocol{peers.Protocol()}
+	var run func(context.Context, enode.ID, *atomic.Uint64)
+	if w := d.cfg.Workload; w != nil {
+		var more []p2p.Protocol
+		more, run = w.Client()
+		protos = append(protos, more...)
+	}
 	srv := &p2p.Server{Config: p2p.Config{
 		PrivateKey:  c.key,
 		MaxPeers:    1,
 		NoDiscovery: true,
 		Name:        "vflux-devnet-" + c.name,
-		Protocols:   []p2p.Protocol{peers.Protocol()},
+		Protocols:   protos,
 	}}
 	if err := srv.Start(); err != nil {
 		return nil, nil, fmt.Errorf("devnet %s: %w", c.name, err)
 	}
 	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	cl, err := peers.Dial(dctx, srv, d.stack.Server().Self())
+	server := d.stack.Server().Self()
+	cl, err := peers.Dial(dctx, srv, server)
 	if err != nil {
 		srv.Stop()
 		return nil, nil, err
+	}
+	if run != nil {
+		// It ends with the connection (srv.Stop) or ctx.
+		go run(ctx, server.ID(), &c.served)
 	}
 	return srv, cl, nil
 }
@@ -367,6 +412,18 @@ func (d *Devnet) printProgress(nevents int) {
 		d.stamp(), count, maxCount, capacity, maxCap, pool.Inactive(), pool.TotalTokenAmount(), nevents)
 }
 
+// servedRate is the client's workload bytes served per second since the
+// previous call (since the devnet started at the first), in KiB/s.
+func (c *devClient) servedRate() float64 {
+	now, served := time.Now(), c.served.Load()
+	var rate float64
+	if secs := now.Sub(c.lastTable).Seconds(); secs > 0 {
+		rate = float64(served-c.lastServed) / 1024 / secs
+	}
+	c.lastServed, c.lastTable = served, now
+	return rate
+}
+
 // printTable prints every client's state and balances.
 func (d *Devnet) printTable() {
 	connected := make(map[enode.ID]connectedClient)
@@ -376,7 +433,11 @@ func (d *Devnet) printTable() {
 	d.outMu.Lock()
 	defer d.outMu.Unlock()
 	tw := tabwriter.NewWriter(d.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "%s\tclient\tstate\tcapacity\tbalance\tnegative balance\n", d.stamp())
+	served := ""
+	if d.cfg.Workload != nil {
+		served = "\t" + d.cfg.Workload.Name() + " served KiB/s"
+	}
+	fmt.Fprintf(tw, "%s\tclient\tstate\tcapacity%s\tbalance\tnegative balance\n", d.stamp(), served)
 	clients := append([]*devClient(nil), d.clients...)
 	sort.Slice(clients, func(i, j int) bool { return clients[i].name < clients[j].name })
 	for _, c := range clients {
@@ -397,7 +458,11 @@ func (d *Devnet) printTable() {
 		if c.paid {
 			name += " (paid)"
 		}
-		fmt.Fprintf(tw, "\t%s\t%s\t%d\t%d\t%d\n", name, state, capacity, pos, neg)
+		rate := ""
+		if d.cfg.Workload != nil {
+			rate = fmt.Sprintf("\t%.1f", c.servedRate())
+		}
+		fmt.Fprintf(tw, "\t%s\t%s\t%d%s\t%d\t%d\n", name, state, capacity, rate, pos, neg)
 	}
 	tw.Flush()
 	fmt.Fprintln(d.out, strings.Repeat("-", 60))

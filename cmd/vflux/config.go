@@ -24,12 +24,14 @@ import (
 )
 
 // fileConfig is everything the node command runs from, in the layout of the
-// --config TOML file and of dumpconfig: [Node], [Node.P2P], [Vflux], [Metrics].
+// --config TOML file and of dumpconfig: [Node], [Node.P2P], [Vflux], [Metrics],
+// [Log], [Dev].
 type fileConfig struct {
 	Node    nodeSection
 	Vflux   vfnode.Config
 	Metrics metricsSection
 	Log     logSection
+	Dev     devSection
 }
 
 // nodeSection mirrors the go-ethereum node settings the command exposes, as
@@ -85,6 +87,7 @@ func defaultFileConfig() fileConfig {
 		Vflux:   vfnode.DefaultConfig(),
 		Metrics: metricsSection{HTTP: params.DefaultMetricsAddr, Port: params.DefaultMetricsPort},
 		Log:     logSection{Verbosity: params.DefaultVerbosity, Format: "terminal"},
+		Dev:     defaultDevSection(),
 	}
 }
 
@@ -135,6 +138,9 @@ func makeConfig(ctx *cli.Context) (*fileConfig, error) {
 		return nil, err
 	}
 	if err := applyVfluxFlags(ctx, &cfg.Vflux); err != nil {
+		return nil, err
+	}
+	if err := applyDevFlags(ctx, &cfg); err != nil {
 		return nil, err
 	}
 	if err := cfg.Vflux.Validate(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"github.com/vflux-net/vflux/devchain"
 	vfnode "github.com/vflux-net/vflux/node"
 )
 
@@ -16,12 +17,14 @@ var (
 	devSlotsFlag    = &cli.Uint64Flag{Name: "maxclients", Usage: "Active client slots of the server", Value: vfnode.DefaultDevnetConfig().Server.MaxClients, Category: catClient}
 	devDurationFlag = &cli.DurationFlag{Name: "duration", Usage: "Stop after this long (0 = until interrupted)", Category: catClient}
 	devIPCFlag      = &cli.StringFlag{Name: "ipcpath", Usage: "IPC endpoint of the devnet server (empty = none)", Value: vfnode.DefaultDevnetConfig().IPCPath, Category: catClient}
+	devnetDevFlag   = &cli.BoolFlag{Name: "dev", Usage: "The server runs a development chain; clients download its headers and bodies over eth, governed by the pool", Category: catClient}
+	devnetGovern    = &cli.StringFlag{Name: "vflux.govern", Usage: "Protocols the server's pool governs (\"none\" = only vfx/1)", Value: "eth,snap", Category: catClient}
 )
 
 var devnetCommand = &cli.Command{
 	Name:  "devnet",
 	Usage: "Run one server and N clients (some paid) on loopback and show the pool working live",
-	Flags: []cli.Flag{devClientsFlag, devPaidFlag, devTokensFlag, devSlotsFlag, devDurationFlag, devIPCFlag},
+	Flags: []cli.Flag{devClientsFlag, devPaidFlag, devTokensFlag, devSlotsFlag, devDurationFlag, devIPCFlag, devnetDevFlag, devnetGovern},
 	Action: func(ctx *cli.Context) error {
 		quietLogs(ctx)
 		cfg := vfnode.DefaultDevnetConfig()
@@ -36,6 +39,14 @@ var devnetCommand = &cli.Command{
 			return err
 		}
 		cfg.PaidTokens = tokens
+		if ctx.Bool(devnetDevFlag.Name) {
+			if cfg.Server.Govern, err = parseGovern(ctx.String(devnetGovern.Name)); err != nil {
+				return err
+			}
+			w := devchain.NewWorkload(devchain.DefaultConfig())
+			defer w.Close()
+			cfg.Workload = w
+		}
 		sctx, stop := signal.NotifyContext(ctx.Context, os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return vfnode.RunDevnet(sctx, cfg, ctx.App.Writer)

@@ -21,7 +21,12 @@
 //   - attach (attach.go) is go-ethereum's JavaScript console on a node's RPC,
 //     with the vflux namespace from vflux.js (embedded; the same file serves
 //     `geth attach --preload`);
-//   - devnet (devnet.go) starts node.RunDevnet on loopback;
+//   - devnet (devnet.go) starts node.RunDevnet on loopback, with --dev the
+//     eth download of devchain.Workload;
+//   - --dev, --dev.period and --vflux.govern (dev.go) register package
+//     devchain's chain on the stack before node.New, and resolve the list of
+//     governed protocols: eth,snap with the dev chain unless the flag or the
+//     config file's [Vflux] Govern was given;
 //   - version (version.go) prints what the binary was built from; logging.go
 //     sets up go-ethereum's log handlers (--verbosity, --log.format,
 //     --vmodule) for every command.

@@ -108,6 +108,7 @@ var nodeFlags = []cli.Flag{
 	priceTimeFlag, priceCapacityFlag, priceRequestFlag,
 	negPriceTimeFlag, negPriceCapacityFlag, negPriceRequestFlag,
 	posExpFlag, negExpFlag,
+	governFlag, devFlag, devPeriodFlag,
 }
 
 // flagTable renders the flags as a Markdown table (for the README).

@@ -16,6 +16,7 @@ import (
 	"github.com/ethereum/go-ethereum/metrics/prometheus"
 	gethnode "github.com/ethereum/go-ethereum/node"
 	"github.com/urfave/cli/v2"
+	"github.com/vflux-net/vflux/devchain"
 	vfnode "github.com/vflux-net/vflux/node"
 )
 
@@ -50,6 +51,13 @@ func runNode(ctx *cli.Context) error {
 		return fmt.Errorf("create node: %w", err)
 	}
 	defer stack.Close()
+	// The dev chain's eth and snap must be on the stack before vflux's New
+	// looks for the protocols it governs.
+	if cfg.Dev.Enabled {
+		if _, err := devchain.Register(stack, devchain.Config{Period: cfg.Dev.Period}); err != nil {
+			return err
+		}
+	}
 	var svc *vfnode.Service
 	if cfg.Vflux.Serve {
 		if svc, err = vfnode.New(stack, cfg.Vflux); err != nil {
