@@ -3,6 +3,7 @@ package node
 import (
 	"time"
 
+	"github.com/vflux-net/vflux/clientpool"
 	"github.com/vflux-net/vflux/topview"
 )
 
@@ -42,4 +43,13 @@ func TopClients(infos map[string]ClientInfo) []topview.Client {
 		})
 	}
 	return clients
+}
+
+// topEvent is a pool event as the devnet's live view shows it, named as
+// vflux_subscribe("events") names it for `vflux top`. Its time is when the
+// devnet received it, as `vflux top` takes the arrival time when the event
+// carries no wall-clock time.
+func topEvent(ev clientpool.Event) topview.Event {
+	j := eventJSON(ev)
+	return topview.Event{Time: time.Now(), Type: j.Type, ID: j.ID, Capacity: j.Capacity}
 }
