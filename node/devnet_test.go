@@ -130,7 +130,7 @@ func TestTheDevnetDrawsTheLiveViewWithEachClientsShortIDAndName(t *testing.T) {
 		regexp.MustCompile(`^devnet: 1 server, 4 clients \(1 paid`),
 		regexp.MustCompile(`rpc     ` + regexp.QuoteMeta(cfg.IPCPath)),
 		regexp.MustCompile(`\n\nvflux top  devnet  `),
-		regexp.MustCompile(`\n  ID        NAME    STATE     CAPACITY  POS BALANCE`),
+		regexp.MustCompile(`\n  ID\s+NAME\s+STATE\s+CAPACITY  POS BALANCE`),
 		regexp.MustCompile(`\nstatus   (FULL by count|FULL by capacity|room for)`),
 		regexp.MustCompile(`\n  [0-9a-f]{8}  free-\d\s+(active|inactive)\s`),
 		regexp.MustCompile(`\n  \d\d:\d\d:\d\d  [0-9a-f]{8}  paid-1  capacityChanged   capacity 2000\n`),
