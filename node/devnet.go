@@ -126,10 +126,11 @@ type devClient struct {
 
 // dialFailure is when and why a client's dial failed: the server's p2p
 // layer turns dials away once MaxClients plus the waiting slots are
-// connected, before the pool sees them.
+// connected, before the pool sees them; or the pool took the client in and
+// let it go at once (its waiting room was full).
 type dialFailure struct {
-	at  time.Time
-	err error
+	started, at time.Time
+	err         error
 }
 
 // Devnet is a running demo network.
@@ -315,9 +316,10 @@ func (d *Devnet) fund() error {
 // paid, wait for the disconnect, wait Redial, repeat.
 func (d *Devnet) runClient(ctx context.Context, c *devClient) {
 	for ctx.Err() == nil {
+		started := time.Now()
 		srv, cl, err := d.connect(ctx, c)
 		if err != nil && ctx.Err() == nil {
-			c.dialFailed.Store(&dialFailure{at: time.Now(), err: err})
+			c.dialFailed.Store(&dialFailure{started: started, at: time.Now(), err: err})
 		}
 		if err == nil {
 			c.dialFailed.Store(nil)

@@ -73,7 +73,7 @@ func TestTheDevnetDrawsTheLiveViewWithEachClientsShortIDAndName(t *testing.T) {
 	// and where a client is offline with a reason: four clients for two
 	// slots and one waiting place, so the server turns one away.
 	paidActive := regexp.MustCompile(`\n  [0-9a-f]{8}  paid-1  active\s+2000\s`)
-	offline := regexp.MustCompile(`\noffline  dialling again 2s after they left or failed\n(  .*\n)*  [0-9a-f]{8}  free-\d  (left \d\d:\d\d:\d\d|dial failed \d\d:\d\d:\d\d: \S)`)
+	offline := regexp.MustCompile(`\noffline  dialling again 2s after they left or failed\n(  .*\n)*  [0-9a-f]{8}  free-\d  (left \d\d:\d\d:\d\d|(dial failed|turned away) \d\d:\d\d:\d\d: \S)`)
 	var seen strings.Builder
 	timeout := deadline()
 	for !paidActive.MatchString(seen.String()) || !offline.MatchString(seen.String()) {
@@ -176,20 +176,24 @@ func TestOnATerminalTheDevnetRedrawsEachFrameInPlace(t *testing.T) {
 
 func TestTheDevnetSaysWhenAndWhyEachOfflineClientLeft(t *testing.T) {
 	at := time.Date(2026, 12, 4, 8, 10, 0, 0, time.UTC)
+	sec := func(n int) time.Time { return at.Add(time.Duration(n) * time.Second) }
+	tooMany := errors.New("too many peers")
 	d := &Devnet{cfg: DevnetConfig{Redial: 2 * time.Second}}
-	for i, name := range []string{"paid-1", "free-2", "free-3", "free-4", "free-10"} {
+	for i, name := range []string{"paid-1", "free-2", "free-3", "free-4", "free-5", "free-6", "free-10"} {
 		c := &devClient{name: name}
 		c.id[0], c.id[1] = 0xab, byte(i)
 		d.clients = append(d.clients, c)
 	}
 	d.clients[1].left = topview.Event{Time: at, Type: "disconnected", Reason: "inactive allowance ended"}
 	d.clients[2].left = topview.Event{Time: at, Type: "disconnected"}
-	// A dial that failed after the client left says why it is still out; one
-	// before it does not.
-	d.clients[3].left = topview.Event{Time: at, Type: "disconnected", Reason: "waiting slots full"}
-	d.clients[3].dialFailed.Store(&dialFailure{at: at.Add(2 * time.Second), err: errors.New("too many peers")})
-	d.clients[4].left = topview.Event{Time: at.Add(3 * time.Second), Type: "disconnected", Reason: "evicted by priority"}
-	d.clients[4].dialFailed.Store(&dialFailure{at: at, err: errors.New("too many peers")})
+	// A dial after it left that the pool never saw.
+	d.clients[3].left = topview.Event{Time: at, Type: "disconnected", Reason: "evicted by priority"}
+	d.clients[3].dialFailed.Store(&dialFailure{started: sec(1), at: sec(2), err: tooMany})
+	// Dials the pool took in and let go: its reason, else the dial's error.
+	d.clients[4].left = topview.Event{Time: sec(1), Type: "disconnected", Reason: "waiting slots full"}
+	d.clients[4].dialFailed.Store(&dialFailure{started: at, at: sec(1), err: tooMany})
+	d.clients[5].left = topview.Event{Time: sec(1), Type: "disconnected"}
+	d.clients[5].dialFailed.Store(&dialFailure{started: at, at: sec(1), err: tooMany})
 	connected := []topview.Client{{ID: d.clients[0].id.String()}}
 
 	want := `
@@ -197,12 +201,17 @@ offline  dialling again 2s after they left or failed
   ab010000  free-2   left 08:10:00: inactive allowance ended
   ab020000  free-3   left 08:10:00
   ab030000  free-4   dial failed 08:10:02: too many peers
-  ab040000  free-10  left 08:10:03: evicted by priority
+  ab040000  free-5   turned away 08:10:01: waiting slots full
+  ab050000  free-6   turned away 08:10:01: too many peers
+  ab060000  free-10  not connected yet
 `
 	if got := d.offline(connected); got != want {
 		t.Errorf("offline clients:\n%s\nwant:\n%s", got, want)
 	}
-	if got := d.offline([]topview.Client{{ID: d.clients[0].id.String()}, {ID: d.clients[1].id.String()}, {ID: d.clients[2].id.String()}, {ID: d.clients[3].id.String()}, {ID: d.clients[4].id.String()}}); got != "" {
+	for _, c := range d.clients[1:] {
+		connected = append(connected, topview.Client{ID: c.id.String()})
+	}
+	if got := d.offline(connected); got != "" {
 		t.Errorf("an offline section with every client connected:\n%s", got)
 	}
 }

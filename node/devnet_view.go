@@ -107,7 +107,8 @@ func (d *Devnet) snapshot() (topview.Snapshot, error) {
 }
 
 // offline lists the devnet's clients that are not connected (they dial again
-// after Redial), with when and why each left or why its last dial failed.
+// after Redial), with when and why each left, was turned away as it dialled,
+// or could not dial.
 func (d *Devnet) offline(connected []topview.Client) string {
 	on := make(map[string]bool, len(connected))
 	for _, c := range connected {
@@ -124,8 +125,17 @@ func (d *Devnet) offline(connected []topview.Client) string {
 		line := fmt.Sprintf("  %s  %-*s  ", topview.ShortID(c.id.String()), d.nameWidth(), c.name)
 		failed := c.dialFailed.Load()
 		switch {
-		case failed != nil && failed.at.After(c.left.Time):
+		case failed != nil && failed.started.After(c.left.Time):
+			// The pool never saw the last dial.
 			line += "dial failed " + failed.at.Format("15:04:05") + ": " + failed.err.Error()
+		case failed != nil:
+			// The pool took the last dial in and let it go: its reason
+			// says more than the transport's error.
+			why := c.left.Reason
+			if why == "" {
+				why = failed.err.Error()
+			}
+			line += "turned away " + c.left.Time.Format("15:04:05") + ": " + why
 		case c.left.Time.IsZero():
 			line += "not connected yet"
 		case c.left.Reason != "":
