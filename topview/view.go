@@ -53,9 +53,9 @@ type Event struct {
 	Time     time.Time
 	Type     string // connected, activated, capacityChanged, deactivated, disconnected, ...
 	ID       string // node ID
+	Name     string // the client's label, as Client.Name ("" = none)
 	Capacity uint64
 	Reason   string // why, where the event says ("" = it does not)
-	Name     string // the client's label, as Client.Name ("" = none)
 }
 
 // Snapshot is everything one frame shows.
