@@ -113,7 +113,10 @@ func TestTopShowsEveryClientWithShortIDStateCapacityAndSpendAndFollowsEvents(t *
 	}()
 	liveOut.wait(t, regexp.MustCompile(`^\s+`+waiting.id.String()[:8]+`\s+inactive\s`), liveExited)
 	free.cl.Close()
-	liveOut.wait(t, regexp.MustCompile(`^\s+\d\d:\d\d:\d\d\s+`+free.id.String()[:8]+`\s+disconnected`), liveExited)
+	// It leaves while active: deactivated, then disconnected, with the
+	// pool's reason.
+	liveOut.wait(t, regexp.MustCompile(`^\s+\d\d:\d\d:\d\d\s+`+free.id.String()[:8]+`\s+deactivated\s+reason: peer left$`), liveExited)
+	liveOut.wait(t, regexp.MustCompile(`^\s+\d\d:\d\d:\d\d\s+`+free.id.String()[:8]+`\s+disconnected\s+reason: peer left$`), liveExited)
 	liveOut.wait(t, regexp.MustCompile(`^\s+\d\d:\d\d:\d\d\s+`+waiting.id.String()[:8]+`\s+activated\s+capacity 1000$`), liveExited)
 	liveOut.wait(t, regexp.MustCompile(`^\s+`+waiting.id.String()[:8]+`\s+active\s+1000\s`), liveExited)
 	if err := live.Process.Signal(syscall.SIGINT); err != nil {
