@@ -10,7 +10,8 @@
 // capability in the right order, the discv5 TALKREQ entry point, the "vflux"
 // RPC namespace, the metrics (metrics.go: Prometheus-style vflux_* names, all
 // registered when the package loads), the operator's log (logging.go: each
-// client's story and a status line, at INFO), the parsing of what people type
+// client's story, with the reasons the pool's events give, and a status line,
+// at INFO), the parsing of what people type
 // (amount.go, nodeaddr.go: one parser for the RPC and the command line), and
 // the client side of a TALKREQ capacity query
 // (used by the command line). The RPC answers convert to the live view's
