@@ -99,7 +99,7 @@ const (
 	EventActivated                         // got capacity
 	EventCapacityChanged                   // capacity changed while active
 	EventDeactivated                       // lost its capacity, waits inactive
-	EventDisconnected                      // told to disconnect, or unregistered
+	EventDisconnected                      // told to disconnect, unregistered, or refused at Register
 	EventBalanceExhausted                  // positive balance ran out while connected
 	EventBalanceChanged                    // positive balance changed by AddBalance or SetBalance
 )
