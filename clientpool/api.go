@@ -98,7 +98,7 @@ const (
 	EventConnected        EventType = iota // registered
 	EventActivated                         // got capacity
 	EventCapacityChanged                   // capacity changed while active
-	EventDeactivated                       // lost its capacity, waits inactive
+	EventDeactivated                       // lost its capacity: waits inactive, or is leaving
 	EventDisconnected                      // told to disconnect, unregistered, or refused at Register
 	EventBalanceExhausted                  // positive balance ran out while connected
 	EventBalanceChanged                    // positive balance changed by AddBalance or SetBalance
