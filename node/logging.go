@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common/mclock"
+	"github.com/ethereum/go-ethereum/event"
 	"github.com/ethereum/go-ethereum/p2p/enode"
 	"github.com/vflux-net/vflux/clientpool"
 )
@@ -30,11 +31,18 @@ type clientStory struct {
 	since    mclock.AbsTime
 }
 
-// logLoop logs pool events and the status line until the service stops.
-func (s *Service) logLoop(done chan struct{}) {
-	defer close(done)
+// startLogLoop subscribes to the pool's events before it returns, so the log
+// misses no event decided after Start (a client connecting at once), and
+// runs logLoop on its own goroutine.
+func (s *Service) startLogLoop(done chan struct{}) {
 	events := make(chan clientpool.Event, eventBuffer)
 	sub := s.pool.SubscribeEvents(events)
+	go s.logLoop(events, sub, done)
+}
+
+// logLoop logs pool events and the status line until the service stops.
+func (s *Service) logLoop(events <-chan clientpool.Event, sub event.Subscription, done chan struct{}) {
+	defer close(done)
 	defer sub.Unsubscribe()
 	clock := s.clients.clock
 	stories := make(map[enode.ID]*clientStory)
