@@ -25,15 +25,7 @@ type clientRegistry struct {
 	// and that takes mu).
 	mu      sync.Mutex
 	clients map[enode.ID]*trackedPeer
-	// left marks clients whose peer disconnected on its own; the log loop
-	// takes the mark when the pool's disconnected event arrives (the mark is
-	// set before the pool publishes it). Bounded by maxPeerLeftMarks.
-	left map[enode.ID]struct{}
 }
-
-// maxPeerLeftMarks bounds the marks nobody took (events lost to a full queue):
-// past it they are forgotten, which only loses reasons in the log.
-const maxPeerLeftMarks = 4096
 
 var _ protocol.Backend = (*clientRegistry)(nil)
 
@@ -48,28 +40,10 @@ type trackedPeer struct {
 	balance   clientpool.ConnectedBalance
 	capacity  uint64
 	connected mclock.AbsTime
-	dropped   bool // the pool asked to disconnect it
 }
 
 func newClientRegistry(pool *clientpool.ClientPool, clock mclock.Clock) *clientRegistry {
-	return &clientRegistry{pool: pool, clock: clock, clients: make(map[enode.ID]*trackedPeer), left: make(map[enode.ID]struct{})}
-}
-
-// Disconnect records that the pool dropped the client and passes it on.
-func (t *trackedPeer) Disconnect() {
-	t.reg.mu.Lock()
-	t.dropped = true
-	t.reg.mu.Unlock()
-	t.Peer.Disconnect()
-}
-
-// takePeerLeft reports and clears the mark that id's peer left on its own.
-func (r *clientRegistry) takePeerLeft(id enode.ID) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	_, ok := r.left[id]
-	delete(r.left, id)
-	return ok
+	return &clientRegistry{pool: pool, clock: clock, clients: make(map[enode.ID]*trackedPeer)}
 }
 
 // UpdateCapacity records the new capacity and passes it on; it never blocks.
@@ -121,12 +95,6 @@ func (r *clientRegistry) Unregister(p clientpool.Peer) {
 		return
 	}
 	delete(r.clients, n.ID())
-	if !t.dropped {
-		if len(r.left) >= maxPeerLeftMarks {
-			clear(r.left)
-		}
-		r.left[t.id] = struct{}{}
-	}
 	r.mu.Unlock()
 	r.pool.Unregister(t)
 }

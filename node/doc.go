@@ -10,7 +10,8 @@
 // capability in the right order, the discv5 TALKREQ entry point, the "vflux"
 // RPC namespace, the metrics (metrics.go: Prometheus-style vflux_* names, all
 // registered when the package loads), the operator's log (logging.go: each
-// client's story and a status line, at INFO), the parsing of what people type
+// client's story, with the reasons the pool's events give, and a status line,
+// at INFO), the parsing of what people type
 // (amount.go: one parser for the RPC and the command line; node addresses
 // are parsed by client.ParseNodeURL); the client side of a capacity query is
 // package client's, and this package's tests query through it. The RPC

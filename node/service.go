@@ -146,7 +146,7 @@ func (s *Service) Start() error {
 	s.loopDone = make(chan struct{})
 	go s.metricsLoop(s.loopDone)
 	s.logDone = make(chan struct{})
-	go s.logLoop(s.logDone)
+	s.startLogLoop(s.logDone)
 	srv := s.stack.Server()
 	if disc := srv.DiscoveryV5(); disc != nil {
 		disc.RegisterTalkHandler(params.TalkProtocolID, talkHandler(s.server))
