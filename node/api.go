@@ -53,6 +53,9 @@ type ClientInfo struct {
 	PosBalance     uint64                 `json:"pricing/balance"`
 	NegBalance     uint64                 `json:"pricing/negBalance"`
 	Params         map[string]interface{} `json:"params,omitempty"`
+	// Protocols are the protocols the connected client runs ("vfx/1",
+	// governed ones such as "eth/69"), sorted (SPEC 11).
+	Protocols []string `json:"protocols,omitempty"`
 }
 
 // Event is a pool event as vflux_subscribe("events") sends it.
@@ -61,6 +64,9 @@ type Event struct {
 	ID       string `json:"id"`
 	Capacity uint64 `json:"capacity"`
 	Time     int64  `json:"time"` // pool clock, nanoseconds
+	// Protocols are the protocols the client runs when the event is sent
+	// (empty once it left), see ClientInfo.
+	Protocols []string `json:"protocols,omitempty"`
 }
 
 var eventNames = map[clientpool.EventType]string{
@@ -180,6 +186,7 @@ func (a *API) clientInfos(ids []enode.ID) (map[string]ClientInfo, error) {
 			info.PosBalance, info.NegBalance = c.balance.GetBalance()
 			pos, neg := c.balance.GetPriceFactors()
 			info.Params = pricesParams(PricesFromPool(pos), PricesFromPool(neg))
+			info.Protocols = c.protocols
 		} else {
 			a.s.pool.BalanceOperation(id, "", func(op clientpool.AtomicBalanceOperator) {
 				info.PosBalance, info.NegBalance = op.GetBalance()
@@ -331,7 +338,11 @@ func (a *API) Events(ctx context.Context) (*rpc.Subscription, error) {
 		for {
 			select {
 			case ev := <-events:
-				notifier.Notify(sub.ID, eventJSON(ev))
+				e := eventJSON(ev)
+				if c, ok := a.s.clients.get(ev.ID); ok {
+					e.Protocols = c.protocols
+				}
+				notifier.Notify(sub.ID, e)
 			case <-sub.Err():
 				return
 			case <-poolSub.Err():

@@ -91,6 +91,9 @@ type Config struct {
 	// DatabaseCache (MiB) and DatabaseHandles size the balance LevelDB.
 	DatabaseCache   int
 	DatabaseHandles int
+	// Govern names the devp2p protocols registered on the same stack that the
+	// pool governs (SPEC 11), e.g. "eth", "snap". Empty: only vfx/1.
+	Govern []string
 
 	// Clock is the pool's clock; nil means mclock.System. Tests use
 	// mclock.Simulated.
@@ -199,6 +202,18 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: request rate %v must be a non-negative number", ErrInvalidConfig, c.RequestRate)
 	case c.DatabaseCache < 0 || c.DatabaseHandles < 0:
 		return fmt.Errorf("%w: database cache and handles must not be negative", ErrInvalidConfig)
+	}
+	seen := make(map[string]bool)
+	for _, name := range c.Govern {
+		switch {
+		case name == "":
+			return fmt.Errorf("%w: govern: empty protocol name", ErrInvalidConfig)
+		case name == params.ProtocolName:
+			return fmt.Errorf("%w: govern: %q is vflux's own protocol, always governed", ErrInvalidConfig, name)
+		case seen[name]:
+			return fmt.Errorf("%w: govern: protocol %q is listed twice", ErrInvalidConfig, name)
+		}
+		seen[name] = true
 	}
 	if err := c.PosPrices.validate("positive"); err != nil {
 		return err

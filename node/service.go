@@ -52,6 +52,9 @@ func New(stack *gethnode.Node, cfg Config) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := checkGoverned(stack.Server().Protocols, cfg.Govern); err != nil {
+		return nil, err
+	}
 	clock := cfg.Clock
 	if clock == nil {
 		clock = mclock.System{}
@@ -77,12 +80,19 @@ func New(stack *gethnode.Node, cfg Config) (*Service, error) {
 		}
 	}
 	s := &Service{
-		cfg:       cfg,
-		stack:     stack,
-		db:        db,
-		pool:      pool,
-		server:    server,
-		clients:   newClientRegistry(pool, clock),
+		cfg:    cfg,
+		stack:  stack,
+		db:     db,
+		pool:   pool,
+		server: server,
+		clients: newClientRegistry(pool, clock, cfg.InactiveAllowance, flowConfig{
+			clock:      clock,
+			minCap:     cfg.MinCap,
+			costBase:   params.RequestCostBase,
+			costPerKB:  params.RequestCostPerKB,
+			bufferSecs: params.BufferSecs,
+			queueBytes: governQueueBytes,
+		}),
 		log:       log.Root(),
 		posPrices: cfg.PosPrices,
 		negPrices: cfg.NegPrices,
@@ -96,6 +106,7 @@ func New(stack *gethnode.Node, cfg Config) (*Service, error) {
 		InactiveAllowance: cfg.InactiveAllowance,
 		Clock:             clock,
 	})
+	s.governProtocols(stack.Server().Protocols, cfg.Govern)
 	stack.RegisterProtocols([]p2p.Protocol{s.handler.Protocol()})
 	stack.RegisterLifecycle(s)
 	stack.RegisterAPIs([]rpc.API{{Namespace: "vflux", Service: &API{s: s}}})
@@ -159,6 +170,7 @@ func (s *Service) Stop() error {
 	s.stopped = true
 	s.server.Stop()
 	s.handler.Stop()
+	s.clients.stop()
 	close(s.quit)
 	if s.loopDone != nil {
 		<-s.loopDone
