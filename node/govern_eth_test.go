@@ -80,6 +80,13 @@ func testChain() (*core.Genesis, []*types.Block) {
 // sync) holding the test chain, governed by vflux for govern.
 func startEthNode(t *testing.T, cfg Config, govern ...string) *testNode {
 	t.Helper()
+	return startEthNodeWith(t, cfg, nil, govern...)
+}
+
+// startEthNodeWith is startEthNode with a change to the p2p config (after
+// ConfigureP2P).
+func startEthNodeWith(t *testing.T, cfg Config, p2pConfig func(*p2p.Config), govern ...string) *testNode {
+	t.Helper()
 	cfg.Serve = true
 	cfg.Govern = govern
 	gc := &gethnode.Config{
@@ -88,6 +95,9 @@ func startEthNode(t *testing.T, cfg Config, govern ...string) *testNode {
 		P2P:     p2p.Config{ListenAddr: "127.0.0.1:0", NoDiscovery: true},
 	}
 	ConfigureP2P(&gc.P2P, cfg, false)
+	if p2pConfig != nil {
+		p2pConfig(&gc.P2P)
+	}
 	stack, err := gethnode.New(gc)
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +128,12 @@ func startEthNode(t *testing.T, cfg Config, govern ...string) *testNode {
 	return &testNode{stack: stack, svc: svc, api: rpcClient}
 }
 
-type ethPeer = ethproto.Peer
+// Short names for go-ethereum's eth protocol types in these tests.
+type (
+	ethPeer         = ethproto.Peer
+	ethPeerResponse = ethproto.Response
+	ethHeaders      = ethproto.BlockHeadersRequest
+)
 
 // ethClient is a client p2p.Server running go-ethereum's eth protocol (and
 // vfx/1 when asked) against a chain holding only the genesis block.
@@ -134,6 +149,12 @@ type ethClient struct {
 // newEthClient starts a client; withVfx adds the vfx/1 client side.
 func newEthClient(t *testing.T, withVfx bool) *ethClient {
 	t.Helper()
+	return newEthClientListening(t, withVfx, false)
+}
+
+// newEthClientListening is newEthClient, listening on 127.0.0.1 if listen.
+func newEthClientListening(t *testing.T, withVfx, listen bool) *ethClient {
+	t.Helper()
 	genesis, _ := testChain()
 	chain, err := core.NewBlockChain(rawdb.NewMemoryDatabase(), genesis, beacon.New(ethash.NewFaker()), nil)
 	if err != nil {
@@ -146,7 +167,7 @@ func newEthClient(t *testing.T, withVfx bool) *ethClient {
 		c.vfx = protocol.NewClientPeers()
 		protos = append(protos, c.vfx.Protocol())
 	}
-	c.srv = p2ptest.StartServer(t, p2ptest.ServerConfig{Protocols: protos, NoDiscovery: true, NoListen: true})
+	c.srv = p2ptest.StartServer(t, p2ptest.ServerConfig{Protocols: protos, NoDiscovery: true, NoListen: !listen})
 	return c
 }
 

@@ -79,6 +79,14 @@ func (d *downloads) stop() {
 // buffer is spent), then measures each one's charged cost per second.
 func servedRates(t *testing.T, flows ...*flow) []float64 {
 	t.Helper()
+	rates, _ := measureRates(t, flows, nil)
+	return rates
+}
+
+// measureRates is servedRates that also measures the bytes per second each
+// of clients (when given, one per flow) received.
+func measureRates(t *testing.T, flows []*flow, clients []*ethClient) (cost, bytes []float64) {
+	t.Helper()
 	eventually(t, "buffers spent", func() bool {
 		for _, f := range flows {
 			if _, waits, _ := f.stats(); waits == 0 {
@@ -88,18 +96,26 @@ func servedRates(t *testing.T, flows ...*flow) []float64 {
 		return true
 	})
 	start := make([]uint64, len(flows))
+	startBytes := make([]int64, len(clients))
 	for i, f := range flows {
 		start[i], _, _ = f.stats()
+	}
+	for i, c := range clients {
+		startBytes[i] = c.received.Load()
 	}
 	t0 := time.Now()
 	<-time.After(measureFor) // a measurement window, not a synchronisation
 	secs := time.Since(t0).Seconds()
-	rates := make([]float64, len(flows))
+	cost = make([]float64, len(flows))
 	for i, f := range flows {
 		served, _, _ := f.stats()
-		rates[i] = float64(served-start[i]) / secs
+		cost[i] = float64(served-start[i]) / secs
 	}
-	return rates
+	bytes = make([]float64, len(clients))
+	for i, c := range clients {
+		bytes[i] = float64(c.received.Load()-startBytes[i]) / secs
+	}
+	return cost, bytes
 }
 
 func within(got, want, frac float64) bool { return math.Abs(got-want) <= frac*want }
