@@ -78,14 +78,14 @@ func testChain() (*core.Genesis, []*types.Block) {
 
 // startEthNode starts a serving node with go-ethereum's eth service (full
 // sync) holding the test chain, governed by vflux for govern.
-func startEthNode(t *testing.T, cfg Config, govern ...string) *testNode {
+func startEthNode(t testing.TB, cfg Config, govern ...string) *testNode {
 	t.Helper()
 	return startEthNodeWith(t, cfg, nil, govern...)
 }
 
 // startEthNodeWith is startEthNode with a change to the p2p config (after
 // ConfigureP2P).
-func startEthNodeWith(t *testing.T, cfg Config, p2pConfig func(*p2p.Config), govern ...string) *testNode {
+func startEthNodeWith(t testing.TB, cfg Config, p2pConfig func(*p2p.Config), govern ...string) *testNode {
 	t.Helper()
 	cfg.Serve = true
 	cfg.Govern = govern
@@ -147,13 +147,13 @@ type ethClient struct {
 }
 
 // newEthClient starts a client; withVfx adds the vfx/1 client side.
-func newEthClient(t *testing.T, withVfx bool) *ethClient {
+func newEthClient(t testing.TB, withVfx bool) *ethClient {
 	t.Helper()
 	return newEthClientListening(t, withVfx, false)
 }
 
 // newEthClientListening is newEthClient, listening on 127.0.0.1 if listen.
-func newEthClientListening(t *testing.T, withVfx, listen bool) *ethClient {
+func newEthClientListening(t testing.TB, withVfx, listen bool) *ethClient {
 	t.Helper()
 	genesis, _ := testChain()
 	chain, err := core.NewBlockChain(rawdb.NewMemoryDatabase(), genesis, beacon.New(ethash.NewFaker()), nil)
@@ -176,7 +176,7 @@ func (c *ethClient) id() enode.ID { return c.srv.Self().ID() }
 
 // connect dials n and returns the handshaken eth peer (and the vfx/1 client
 // when the client runs it).
-func (c *ethClient) connect(t *testing.T, n *testNode) (*ethproto.Peer, *protocol.Client) {
+func (c *ethClient) connect(t testing.TB, n *testNode) (*ethproto.Peer, *protocol.Client) {
 	t.Helper()
 	var cl *protocol.Client
 	if c.vfx != nil {

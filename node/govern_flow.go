@@ -135,6 +135,18 @@ func (s *stream) drop() {
 	s.queue, s.head = s.queue[:0], 0
 }
 
+// compact moves the waiting messages to the front of the queue once at least
+// half of it is taken ones, so a queue that never empties (a flooder's) does
+// not grow its backing array without bound; f.mu is held.
+func (s *stream) compact() {
+	if s.head == 0 || s.head < len(s.queue)/2 {
+		return
+	}
+	n := copy(s.queue, s.queue[s.head:])
+	clear(s.queue[n:])
+	s.queue, s.head = s.queue[:n], 0
+}
+
 // end is called when the protocol's Run returned: the stream's held messages
 // are freed and its pump stops holding new ones.
 func (s *stream) end() {
@@ -174,9 +186,7 @@ func (s *stream) pump() {
 				return // nothing more is served; the peer is being disconnected
 			}
 			if f.queued == 0 || f.queued+int(msg.Size) <= f.cfg.queueBytes {
-				if s.head == len(s.queue) {
-					s.queue, s.head = s.queue[:0], 0
-				}
+				s.compact()
 				s.queue = append(s.queue, msg)
 				f.queued += int(msg.Size)
 				f.mu.Unlock()

@@ -36,7 +36,7 @@ func governConfig(maxClients, total uint64) Config {
 }
 
 // flowOf returns the governed flow of the connected client id.
-func (n *testNode) flowOf(t *testing.T, id enode.ID) *flow {
+func (n *testNode) flowOf(t testing.TB, id enode.ID) *flow {
 	t.Helper()
 	var f *flow
 	eventually(t, "client registered", func() bool {
@@ -85,7 +85,7 @@ func servedRates(t *testing.T, flows ...*flow) []float64 {
 
 // measureRates is servedRates that also measures the bytes per second each
 // of clients (when given, one per flow) received.
-func measureRates(t *testing.T, flows []*flow, clients []*ethClient) (cost, bytes []float64) {
+func measureRates(t testing.TB, flows []*flow, clients []*ethClient) (cost, bytes []float64) {
 	t.Helper()
 	eventually(t, "buffers spent", func() bool {
 		for _, f := range flows {
