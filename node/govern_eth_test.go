@@ -34,9 +34,9 @@ import (
 const (
 	testNetworkID = 1337
 	testChainLen  = 2000
-	// headersPerRequest keeps one reply small (~9 KiB, ~900 cost units) next
+	// headersPerRequest keeps one reply small (~4 KiB, ~500 cost units) next
 	// to the rates measured, so one reply charged at once is noise.
-	headersPerRequest = 16
+	headersPerRequest = 8
 )
 
 var (
