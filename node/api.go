@@ -339,9 +339,7 @@ func (a *API) Events(ctx context.Context) (*rpc.Subscription, error) {
 			select {
 			case ev := <-events:
 				e := eventJSON(ev)
-				if c, ok := a.s.clients.get(ev.ID); ok {
-					e.Protocols = c.protocols
-				}
+				e.Protocols = a.s.clients.protocolsOf(ev.ID)
 				notifier.Notify(sub.ID, e)
 			case <-sub.Err():
 				return

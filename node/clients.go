@@ -314,6 +314,17 @@ func (c *client) snapshot() connectedClient {
 	return connectedClient{node: c.node, freeID: c.freeID, balance: c.balance, capacity: c.capacity, connected: c.connected, protocols: protos}
 }
 
+// protocolsOf returns the protocols the client id runs now (sorted), also
+// while the pool is still deciding on it; nil if there is no such client.
+func (r *clientRegistry) protocolsOf(id enode.ID) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.clients[id]; c != nil {
+		return c.snapshot().protocols
+	}
+	return nil
+}
+
 // get returns the connected client with node ID id.
 func (r *clientRegistry) get(id enode.ID) (connectedClient, bool) {
 	r.mu.Lock()

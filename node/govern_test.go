@@ -225,11 +225,26 @@ func TestGovernedPaidNewcomerEvictsTheLowestFreePeerFromEthAndVfx(t *testing.T) 
 		t.Errorf("%d clients for 2 connections", got)
 	}
 
+	events := make(chan Event, 64)
+	sub, err := n.api.SubscribeEvents(context.Background(), events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
 	paid := newEthClient(t, true)
 	if _, err := api.AddBalance(paid.id().String(), big.NewInt(1_000_000_000)); err != nil {
 		t.Fatal(err)
 	}
 	paid.connect(t, n)
+	// The node's event stream tells which protocols the newcomer runs.
+	for seen := false; !seen; {
+		select {
+		case ev := <-events:
+			seen = ev.ID == paid.id().String() && len(ev.Protocols) > 0
+		case <-deadline():
+			t.Fatal("no event of the paid newcomer with its protocols")
+		}
+	}
 	evicted := -1
 	select {
 	case <-vfxClients[0].Done():
