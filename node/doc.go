@@ -53,9 +53,10 @@
 // After it, an inactive client's messages wait until the pool activates it
 // or its inactive allowance ends. The pool's Disconnect ends every protocol
 // of the connection with DiscTooManyPeers (governed ReadMsg returns it and
-// the connection is told). Costs are flat per message size; a per-protocol,
-// per-code cost table (e.g. for eth GetReceipts, whose reply size is not its
-// cost) is a hook left for later: flowConfig is where it would go.
+// the connection is told). By default every inbound message costs CostBase
+// plus CostPerKB per KiB; Config.GovernCosts (data: protocol, code, cost)
+// replaces that for listed codes where size is the wrong measure (e.g. eth
+// GetReceipts, code 0x0f); what the node sends back stays CostPerKB per KiB.
 //
 // go-ethereum's peer dropper (eth/dropper.go) disconnects a random inbound
 // peer every 3-7 minutes, but only when the inbound slots are all taken and

@@ -79,7 +79,7 @@ func (s *Service) governed(name string, version uint, run func(*p2p.Peer, p2p.Ms
 			return p2p.DiscAlreadyConnected
 		}
 		defer s.clients.detach(c, false, label)
-		st := c.flow.newStream(rw)
+		st := c.flow.newStream(name, rw)
 		// The pump is not waited for: it ends when the connection closes,
 		// which go-ethereum does only after a protocol's Run returned.
 		go st.pump()

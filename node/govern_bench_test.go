@@ -28,7 +28,7 @@ func (e *endlessSource) WriteMsg(p2p.Msg) error { return nil }
 
 // registeredFlow is the governed flow of a client registered with a real pool
 // (in memory) at a capacity so high its buffer never runs dry.
-func registeredFlow(tb testing.TB, queueBytes int) *flow {
+func registeredFlow(tb testing.TB, queueBytes int, costs ...MessageCost) *flow {
 	tb.Helper()
 	pool := clientpool.NewClientPool(memorydb.New(), 1<<40, 0, mclock.System{}, func() bool { return true })
 	pool.SetLimits(1, 1<<40)
@@ -38,6 +38,7 @@ func registeredFlow(tb testing.TB, queueBytes int) *flow {
 	reg := newClientRegistry(pool, mclock.System{}, time.Minute, flowConfig{
 		clock: mclock.System{}, minCap: 1 << 40, costBase: params.RequestCostBase,
 		costPerKB: params.RequestCostPerKB, bufferSecs: params.BufferSecs, queueBytes: queueBytes,
+		costs: codeCosts(costs),
 	})
 	key, _ := crypto.GenerateKey()
 	n := enode.NewV4(&key.PublicKey, nil, 0, 0)
@@ -54,7 +55,7 @@ func registeredFlow(tb testing.TB, queueBytes int) *flow {
 // WriteMsg. The capacity is so high the buffer never runs dry.
 func BenchmarkGovernedMessage(b *testing.B) {
 	f := registeredFlow(b, governQueueBytes)
-	st := f.newStream(&endlessSource{payload: bytes.NewReader(make([]byte, 64))})
+	st := f.newStream("eth", &endlessSource{payload: bytes.NewReader(make([]byte, 64))})
 	go st.pump()
 	defer st.end()
 	reply := p2p.Msg{Code: 4, Size: 512, Payload: bytes.NewReader(nil)}

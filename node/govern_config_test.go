@@ -17,9 +17,12 @@ func TestGovernListIsValidated(t *testing.T) {
 		{[]string{"eth", ""}, "empty protocol name"},
 		{[]string{"vfx"}, "vflux's own protocol"},
 		{[]string{"eth", "snap", "eth"}, `"eth" is listed twice`},
+		{[]string{"eth"}, `"snap", which is not governed`},
+		{[]string{"eth", "snap"}, "code 15 is given twice"},
 	} {
 		cfg := DefaultConfig()
 		cfg.Govern = tc.govern
+		cfg.GovernCosts = []MessageCost{{Protocol: "eth", Code: 15, Cost: 1}, {Protocol: "snap", Code: 15, Cost: 1}, {Protocol: "eth", Code: 15, Cost: 2}}
 		err := cfg.Validate()
 		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Govern %q: error %v, want one saying %q", tc.govern, err, tc.want)
@@ -27,6 +30,7 @@ func TestGovernListIsValidated(t *testing.T) {
 	}
 	cfg := DefaultConfig()
 	cfg.Govern = []string{"eth", "snap"}
+	cfg.GovernCosts = []MessageCost{{Protocol: "eth", Code: 15, Cost: 1}}
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("Govern eth,snap: %v", err)
 	}

@@ -17,6 +17,20 @@ type flowConfig struct {
 	costBase, costPerKB uint64
 	bufferSecs          uint64
 	queueBytes          int // bound of a client's held inbound messages
+	// costs are Config.GovernCosts by protocol name and code.
+	costs map[string]map[uint64]uint64
+}
+
+// codeCosts indexes a cost table by protocol name and message code.
+func codeCosts(table []MessageCost) map[string]map[uint64]uint64 {
+	out := make(map[string]map[uint64]uint64)
+	for _, mc := range table {
+		if out[mc.Protocol] == nil {
+			out[mc.Protocol] = make(map[uint64]uint64)
+		}
+		out[mc.Protocol][mc.Code] = mc.Cost
+	}
+	return out
 }
 
 // flow is the flow control of one client's governed protocols: one buffer
@@ -102,9 +116,10 @@ func signal(ch chan struct{}) {
 
 // stream is one governed protocol run: the p2p.MsgReadWriter its Run gets.
 type stream struct {
-	f   *flow
-	rw  p2p.MsgReadWriter // the connection's
-	run chan struct{}     // closed when the protocol's Run returned
+	f     *flow
+	costs map[uint64]uint64 // the protocol's entries of the cost table; may be nil
+	rw    p2p.MsgReadWriter // the connection's
+	run   chan struct{}     // closed when the protocol's Run returned
 
 	avail chan struct{} // capacity 1: the queue or the flow changed (for ReadMsg)
 	room  chan struct{} // capacity 1: queue room was freed (for the pump)
@@ -118,8 +133,8 @@ type stream struct {
 	outDone bool  // the first outbound message went through
 }
 
-func (f *flow) newStream(rw p2p.MsgReadWriter) *stream {
-	s := &stream{f: f, rw: rw, run: make(chan struct{}), avail: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+func (f *flow) newStream(protocol string, rw p2p.MsgReadWriter) *stream {
+	s := &stream{f: f, costs: f.cfg.costs[protocol], rw: rw, run: make(chan struct{}), avail: make(chan struct{}, 1), room: make(chan struct{}, 1)}
 	f.mu.Lock()
 	f.streams[s] = struct{}{}
 	f.mu.Unlock()
@@ -222,7 +237,7 @@ func (s *stream) ReadMsg() (p2p.Msg, error) {
 			var cost uint64
 			ok := !s.inDone
 			if !ok && f.active && f.balance != nil {
-				cost = protocol.AdmissionCost(f.cfg.costBase, f.cfg.costPerKB, int(msg.Size))
+				cost = s.admissionCost(msg)
 				if wait, ok = f.meter.Admit(cost); ok {
 					f.meter.Charge(cost)
 					f.served += cost
@@ -255,6 +270,15 @@ func (s *stream) ReadMsg() (p2p.Msg, error) {
 			<-s.avail
 		}
 	}
+}
+
+// admissionCost is the cost of an inbound message: the table's, or CostBase
+// plus CostPerKB per KiB.
+func (s *stream) admissionCost(msg p2p.Msg) uint64 {
+	if c, ok := s.costs[msg.Code]; ok {
+		return c
+	}
+	return protocol.AdmissionCost(s.f.cfg.costBase, s.f.cfg.costPerKB, int(msg.Size))
 }
 
 // sleep waits until the buffer may have recharged enough, or anything changes.

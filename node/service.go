@@ -92,6 +92,7 @@ func New(stack *gethnode.Node, cfg Config) (*Service, error) {
 			costPerKB:  params.RequestCostPerKB,
 			bufferSecs: params.BufferSecs,
 			queueBytes: governQueueBytes,
+			costs:      codeCosts(cfg.GovernCosts),
 		}),
 		log:       log.Root(),
 		posPrices: cfg.PosPrices,
