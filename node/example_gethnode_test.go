@@ -15,7 +15,11 @@ func TestTheGethNodeExampleBuildsAndStarts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	bin := filepath.Join(t.TempDir(), "gethnode")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "../examples/gethnode")
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.CommandContext(ctx, "go", append(args, "../examples/gethnode")...)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./examples/gethnode: %v\n%s", err, out)
 	}
