@@ -18,6 +18,7 @@ import (
 	"github.com/ethereum/go-ethereum/eth"
 	"github.com/ethereum/go-ethereum/eth/ethconfig"
 	ethproto "github.com/ethereum/go-ethereum/eth/protocols/eth"
+	"github.com/ethereum/go-ethereum/eth/protocols/snap"
 	gethnode "github.com/ethereum/go-ethereum/node"
 	"github.com/ethereum/go-ethereum/p2p"
 	"github.com/ethereum/go-ethereum/p2p/enode"
@@ -149,11 +150,18 @@ type ethClient struct {
 // newEthClient starts a client; withVfx adds the vfx/1 client side.
 func newEthClient(t testing.TB, withVfx bool) *ethClient {
 	t.Helper()
-	return newEthClientListening(t, withVfx, false)
+	return newEthClientWith(t, ethClientOptions{vfx: withVfx})
 }
 
-// newEthClientListening is newEthClient, listening on 127.0.0.1 if listen.
-func newEthClientListening(t testing.TB, withVfx, listen bool) *ethClient {
+// ethClientOptions choose what a test client runs besides eth.
+type ethClientOptions struct {
+	vfx    bool // the vfx/1 client side
+	snap   bool // go-ethereum's snap protocol (it only answers)
+	listen bool // listen on 127.0.0.1 (to be dialed)
+}
+
+// newEthClientWith is newEthClient with options.
+func newEthClientWith(t testing.TB, opts ethClientOptions) *ethClient {
 	t.Helper()
 	genesis, _ := testChain()
 	chain, err := core.NewBlockChain(rawdb.NewMemoryDatabase(), genesis, beacon.New(ethash.NewFaker()), nil)
@@ -163,11 +171,14 @@ func newEthClientListening(t testing.TB, withVfx, listen bool) *ethClient {
 	t.Cleanup(chain.Stop)
 	c := &ethClient{chain: chain, peers: make(chan *ethproto.Peer, 4)}
 	protos := ethproto.MakeProtocols(clientBackend{c}, testNetworkID, nil)
-	if withVfx {
+	if opts.snap {
+		protos = append(protos, snap.MakeProtocols(snapBackend{c}, false)...)
+	}
+	if opts.vfx {
 		c.vfx = protocol.NewClientPeers()
 		protos = append(protos, c.vfx.Protocol())
 	}
-	c.srv = p2ptest.StartServer(t, p2ptest.ServerConfig{Protocols: protos, NoDiscovery: true, NoListen: !listen})
+	c.srv = p2ptest.StartServer(t, p2ptest.ServerConfig{Protocols: protos, NoDiscovery: true, NoListen: !opts.listen})
 	return c
 }
 
@@ -266,6 +277,15 @@ func (b clientBackend) RunPeer(p *ethproto.Peer, handler ethproto.Handler) error
 	}
 	return handler(p)
 }
+
+// snapBackend is the snap protocol backend of a test client: it runs the
+// protocol's message loop and serves nothing of interest.
+type snapBackend struct{ c *ethClient }
+
+func (b snapBackend) Chain() *core.BlockChain                          { return b.c.chain }
+func (b snapBackend) RunPeer(p *snap.Peer, handler snap.Handler) error { return handler(p) }
+func (b snapBackend) PeerInfo(enode.ID) any                            { return nil }
+func (b snapBackend) Handle(*snap.Peer, snap.Packet) error             { return nil }
 
 type emptyTxPool struct{}
 

@@ -197,7 +197,7 @@ func TestGovernedPoolFullLeavesTheNextFreePeerUnservedThenEvictsIt(t *testing.T)
 	}
 }
 
-func TestGovernedPaidNewcomerEvictsTheLowestFreePeerFromEthAndVfx(t *testing.T) {
+func TestGovernedPaidNewcomerEvictsTheLowestFreePeerFromEthSnapAndVfx(t *testing.T) {
 	cfg := governConfig(2, 2*govMinCap)
 	cfg.PosPrices, cfg.NegPrices = DefaultConfig().PosPrices, DefaultConfig().NegPrices
 	cfg.ConnectedBias = 0
@@ -209,7 +209,7 @@ func TestGovernedPaidNewcomerEvictsTheLowestFreePeerFromEthAndVfx(t *testing.T) 
 	var watchers []*p2ptest.Watcher
 	var vfxClients []*protocol.Client
 	for i := 0; i < 2; i++ {
-		c := newEthClient(t, true)
+		c := newEthClientWith(t, ethClientOptions{vfx: true, snap: true})
 		watchers = append(watchers, p2ptest.Watch(t, c.srv))
 		_, cl := c.connect(t, n)
 		vfxClients = append(vfxClients, cl)
@@ -218,9 +218,10 @@ func TestGovernedPaidNewcomerEvictsTheLowestFreePeerFromEthAndVfx(t *testing.T) 
 	}
 	eventually(t, "two active", func() bool { count, _ := n.svc.pool.Active(); return count == 2 })
 	// One client per connection, whatever it runs.
-	if got, _ := n.svc.clients.get(frees[0].id()); strings.Join(got.protocols, ",") != "eth/72,vfx/1" {
-		t.Errorf("client runs %v, want [eth/72 vfx/1]", got.protocols)
-	}
+	eventually(t, "eth, snap and vfx/1 attached", func() bool {
+		got, _ := n.svc.clients.get(frees[0].id())
+		return strings.Join(got.protocols, ",") == "eth/72,snap/1,vfx/1"
+	})
 	if got := n.svc.clients.count(); got != 2 {
 		t.Errorf("%d clients for 2 connections", got)
 	}

@@ -160,7 +160,7 @@ func TestGovernedFloodingPeerIsHeldBackWhilePaidClientKeepsItsThroughput(t *test
 
 func TestGovernedOutboundPeerIsNotGoverned(t *testing.T) {
 	n := startEthNodeWith(t, governConfig(1, govMinCap), func(c *p2p.Config) { c.NoDial = false }, "eth", "snap")
-	remote := newEthClientListening(t, false, true)
+	remote := newEthClientWith(t, ethClientOptions{listen: true})
 	n.stack.Server().AddPeer(remote.srv.Self())
 	var p *ethPeer
 	select {
