@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ethereum/go-ethereum/p2p"
+	"github.com/vflux-net/vflux/p2ptest"
 	"github.com/vflux-net/vflux/params"
 	"github.com/vflux-net/vflux/protocol"
 	"github.com/vflux-net/vflux/vflux"
@@ -177,5 +178,32 @@ func TestGovernedOutboundPeerIsNotGoverned(t *testing.T) {
 	<-done
 	if got := n.svc.clients.count(); got != 0 {
 		t.Errorf("a peer the node dialed became one of %d clients", got)
+	}
+}
+
+// go-ethereum's peer dropper (eth/dropper.go) drops a random inbound peer
+// only while every inbound slot is taken. With the slots ConfigureP2P sizes,
+// the pool keeps one free: a newcomer that takes the last one is ranked at
+// once and the lowest waiting client leaves, so at rest the dropper never has
+// a reason to act and the pool alone decides who leaves.
+func TestGovernedPoolKeepsAnInboundSlotFreeSoTheEthDropperStaysIdle(t *testing.T) {
+	cfg := governConfig(2, 2*govMinCap) // 2 active + 2 inactive slots: MaxPeers 4
+	n := startEthNode(t, cfg, "eth", "snap")
+	srv := n.stack.Server()
+	if srv.MaxInboundConns() != 4 {
+		t.Fatalf("inbound slots %d, want 4", srv.MaxInboundConns())
+	}
+	for i := 0; i < 5; i++ {
+		c := newEthClient(t, false)
+		w := p2ptest.Watch(t, c.srv)
+		c.srv.AddPeer(srv.Self())
+		w.WaitAdd(srv.Self().ID(), netTimeout) // the newcomer may be the one that leaves
+		// At rest: every connected peer is a client, and one slot is free.
+		eventually(t, "pool settled", func() bool {
+			return srv.PeerCount() == n.svc.clients.count() && srv.PeerCount() <= min(i+1, srv.MaxInboundConns()-1)
+		})
+		if free := srv.MaxInboundConns() - srv.PeerCount(); free < 1 {
+			t.Fatalf("after %d newcomers no inbound slot is free (%d peers)", i+1, srv.PeerCount())
+		}
 	}
 }
