@@ -160,7 +160,8 @@ func (s *Service) Start() error {
 
 // Stop stops serving in SPEC 6's order: the request server (it answers nothing
 // from then on; discv5 cannot unregister a handler), the peer loops (they
-// return DiscQuitting and are waited for), the pool (persists every balance),
+// return DiscQuitting and are waited for; governed protocols read
+// DiscQuitting and new clients are refused), the pool (persists every balance),
 // then the database. A second Stop does nothing.
 func (s *Service) Stop() error {
 	s.mu.Lock()
