@@ -207,3 +207,20 @@ func TestGovernedPoolKeepsAnInboundSlotFreeSoTheEthDropperStaysIdle(t *testing.T
 		}
 	}
 }
+
+func TestGovernedTrustedInboundPeerIsNotGoverned(t *testing.T) {
+	trusted := newEthClient(t, false)
+	n := startEthNodeWith(t, governConfig(1, govMinCap), func(c *p2p.Config) {
+		c.TrustedNodes = append(c.TrustedNodes, trusted.srv.Self())
+	}, "eth", "snap")
+	p, _ := trusted.connect(t, n)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- trusted.download(ctx, p) }()
+	eventually(t, "unmetered download", func() bool { return trusted.received.Load() > 20*govMinCap*1024/params.RequestCostPerKB })
+	cancel()
+	<-done
+	if got := n.svc.clients.count(); got != 0 {
+		t.Errorf("a trusted peer became one of %d clients", got)
+	}
+}
