@@ -241,7 +241,14 @@ func (c *ethClient) download(ctx context.Context, p *ethproto.Peer) error {
 			case *ethproto.BlockBodiesResponse:
 				c.received.Add(int64(len(*r)))
 			}
-			res.Done <- nil
+			// The protocol's reader waits for this unless the peer went
+			// meanwhile; then nobody takes it and ctx ends the wait.
+			select {
+			case res.Done <- nil:
+			case <-ctx.Done():
+				req.Close()
+				return ctx.Err()
+			}
 		case <-ctx.Done():
 			req.Close()
 			return ctx.Err()

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"io"
 	"sync"
 	"time"
 
@@ -163,7 +164,8 @@ func (s *stream) compact() {
 }
 
 // end is called when the protocol's Run returned: the stream's held messages
-// are freed and its pump stops holding new ones.
+// are freed, its pump stops holding new ones, and a goroutine of the protocol
+// still in ReadMsg gets io.EOF.
 func (s *stream) end() {
 	close(s.run)
 	s.f.mu.Lock()
@@ -172,9 +174,6 @@ func (s *stream) end() {
 	}
 	delete(s.f.streams, s)
 	s.f.mu.Unlock()
-	if s.timer != nil {
-		s.timer.Stop()
-	}
 	s.f.wakeAll() // the freed room may let another stream's pump go on
 }
 
@@ -266,8 +265,14 @@ func (s *stream) ReadMsg() (p2p.Msg, error) {
 		f.mu.Unlock()
 		if wait > 0 {
 			s.sleep(wait)
-		} else {
-			<-s.avail
+			continue
+		}
+		select {
+		case <-s.avail:
+		case <-s.run:
+			// Run returned but one of its goroutines still reads (eth's
+			// handshake reader after a timeout): nothing more comes.
+			return p2p.Msg{}, io.EOF
 		}
 	}
 }
@@ -291,6 +296,8 @@ func (s *stream) sleep(d time.Duration) {
 	select {
 	case <-s.timer.C():
 	case <-s.avail:
+		s.timer.Stop()
+	case <-s.run:
 		s.timer.Stop()
 	}
 }
