@@ -216,7 +216,9 @@ func (c *ethClient) download(ctx context.Context, p *ethproto.Peer) error {
 	_, blocks := testChain()
 	next := uint64(1)
 	for i := 0; ; i++ {
-		sink := make(chan *ethproto.Response, 1)
+		// Unbuffered: eth's reader waits for Done once a response is
+		// delivered, so a response must never sit where nobody takes it.
+		sink := make(chan *ethproto.Response)
 		var req *ethproto.Request
 		var err error
 		if i%2 == 0 {
@@ -241,14 +243,7 @@ func (c *ethClient) download(ctx context.Context, p *ethproto.Peer) error {
 			case *ethproto.BlockBodiesResponse:
 				c.received.Add(int64(len(*r)))
 			}
-			// The protocol's reader waits for this unless the peer went
-			// meanwhile; then nobody takes it and ctx ends the wait.
-			select {
-			case res.Done <- nil:
-			case <-ctx.Done():
-				req.Close()
-				return ctx.Err()
-			}
+			res.Done <- nil // eth's reader waits for this, whatever else happens
 		case <-ctx.Done():
 			req.Close()
 			return ctx.Err()

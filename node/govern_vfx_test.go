@@ -54,7 +54,7 @@ func TestGovernedInactiveClientsVfxIsAnsweredWhileItsEthWaits(t *testing.T) {
 	f := n.flowOf(t, waiting.id())
 	eventually(t, "second inactive", func() bool { return n.svc.pool.Inactive() == 1 })
 
-	sink := make(chan *ethPeerResponse, 1)
+	sink := make(chan *ethPeerResponse) // unbuffered: see ethClient.download
 	req, err := p.RequestHeadersByNumber(7, headersPerRequest, 0, false, sink)
 	if err != nil {
 		t.Fatal(err)
@@ -98,11 +98,7 @@ func TestGovernedInactiveClientsVfxIsAnsweredWhileItsEthWaits(t *testing.T) {
 		if len(headers) != headersPerRequest || headers[0].Number.Uint64() != 7 {
 			t.Errorf("held request answered with %d headers from %v", len(headers), headers[0].Number)
 		}
-		select {
-		case res.Done <- nil:
-		case <-deadline():
-			t.Fatal("the response was not taken")
-		}
+		res.Done <- nil
 	case <-deadline():
 		t.Fatal("the held request was not served after activation")
 	}
@@ -127,18 +123,20 @@ func TestGovernedFloodingPeerIsHeldBackWhilePaidClientKeepsItsThroughput(t *test
 	// The flooder writes requests as fast as its connection takes them and
 	// never waits for an answer.
 	ctx, cancel := context.WithCancel(context.Background())
-	flooded := make(chan struct{})
+	flooded, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(flooded)
-		sink := make(chan *ethPeerResponse, 1024)
+		// eth's reader waits for Done of every delivered response, so the
+		// answers are taken until the flooder's server stopped.
+		sink := make(chan *ethPeerResponse)
 		go func() {
 			for res := range sink {
-				select {
-				case res.Done <- nil:
-				case <-ctx.Done():
-					return
-				}
+				res.Done <- nil
 			}
+		}()
+		defer func() {
+			<-stopped
+			close(sink)
 		}()
 		for ctx.Err() == nil {
 			if _, err := floodPeer.RequestHeadersByNumber(1, headersPerRequest, 0, false, sink); err != nil {
@@ -146,7 +144,12 @@ func TestGovernedFloodingPeerIsHeldBackWhilePaidClientKeepsItsThroughput(t *test
 			}
 		}
 	}()
-	defer func() { cancel(); flooder.srv.Stop(); <-flooded }()
+	defer func() {
+		cancel()
+		flooder.srv.Stop()
+		close(stopped)
+		<-flooded
+	}()
 
 	d := startDownloads(t, []*ethClient{paid}, []*ethPeer{paidPeer})
 	eventually(t, "flooder held back", func() bool {
