@@ -53,6 +53,9 @@ type ClientInfo struct {
 	PosBalance     uint64                 `json:"pricing/balance"`
 	NegBalance     uint64                 `json:"pricing/negBalance"`
 	Params         map[string]interface{} `json:"params,omitempty"`
+	// Protocols are the protocols the connected client runs ("vfx/1",
+	// governed ones such as "eth/69"), sorted (SPEC 11).
+	Protocols []string `json:"protocols,omitempty"`
 }
 
 // Event is a pool event as vflux_subscribe("events") sends it.
@@ -68,6 +71,9 @@ type Event struct {
 	// Balance is [old, new] positive balance, on balanceChanged (as
 	// vflux_addBalance answers).
 	Balance *[2]uint64 `json:"balance,omitempty"`
+	// Protocols are the protocols the client runs when the event is sent
+	// (empty once it left), see ClientInfo.
+	Protocols []string `json:"protocols,omitempty"`
 }
 
 var eventNames = map[clientpool.EventType]string{
@@ -190,6 +196,7 @@ func (a *API) clientInfos(ids []enode.ID) (map[string]ClientInfo, error) {
 			info.PosBalance, info.NegBalance = c.balance.GetBalance()
 			pos, neg := c.balance.GetPriceFactors()
 			info.Params = pricesParams(PricesFromPool(pos), PricesFromPool(neg))
+			info.Protocols = c.protocols
 		} else {
 			a.s.pool.BalanceOperation(id, "", func(op clientpool.AtomicBalanceOperator) {
 				info.PosBalance, info.NegBalance = op.GetBalance()
@@ -395,7 +402,9 @@ func (a *API) Events(ctx context.Context) (*rpc.Subscription, error) {
 		for {
 			select {
 			case ev := <-events:
-				notifier.Notify(sub.ID, eventJSON(ev))
+				e := eventJSON(ev)
+				e.Protocols = a.s.clients.protocolsOf(ev.ID)
+				notifier.Notify(sub.ID, e)
 			case <-sub.Err():
 				return
 			case <-poolSub.Err():
