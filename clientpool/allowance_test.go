@@ -46,7 +46,7 @@ func TestAnActivationThePeerNeverSawDoesNotRestartTheInactiveAllowance(t *testin
 			var acts callbacks
 			pool.mu.Lock()
 			now := clock.Now()
-			pool.deactivate(cb, now, &acts)
+			pool.deactivate(cb, now, &acts, ReasonEvicted)
 			pool.activate(ca, 1, now, &acts)
 			if tt.seen {
 				pool.mu.Unlock()
@@ -54,7 +54,7 @@ func TestAnActivationThePeerNeverSawDoesNotRestartTheInactiveAllowance(t *testin
 				acts = callbacks{}
 				pool.mu.Lock()
 			}
-			pool.deactivate(ca, now, &acts)
+			pool.deactivate(ca, now, &acts, ReasonEvicted)
 			pool.activate(cb, 1, now, &acts)
 			pool.mu.Unlock()
 			acts.run(pool)

@@ -98,15 +98,59 @@ const (
 	EventConnected        EventType = iota // registered
 	EventActivated                         // got capacity
 	EventCapacityChanged                   // capacity changed while active
-	EventDeactivated                       // lost its capacity, waits inactive
-	EventDisconnected                      // told to disconnect, or unregistered
+	EventDeactivated                       // lost its capacity: waits inactive, or is leaving
+	EventDisconnected                      // told to disconnect, unregistered, or refused at Register
 	EventBalanceExhausted                  // positive balance ran out while connected
+	EventBalanceChanged                    // positive balance changed by AddBalance or SetBalance
+)
+
+// Reason says why a client lost its capacity (EventDeactivated) or its
+// connection (EventDisconnected); other events carry none (""). The pool sets
+// it where it decides; on the wire a client the pool drops still gets the
+// transport's usual DiscTooManyPeers whatever the reason.
+type Reason string
+
+// The reasons, each with the events it is given on.
+const (
+	// ReasonEvicted: deactivated so that a client of higher priority (a
+	// waiting one, or an active one raising its capacity) gets the capacity.
+	ReasonEvicted Reason = "evicted by priority"
+	// ReasonBalanceRanOut: deactivated as ReasonEvicted, but it had priority
+	// when it was activated and its positive balance ran out since (and was
+	// not topped up again).
+	ReasonBalanceRanOut Reason = "balance ran out"
+	// ReasonLimitsLowered: deactivated because SetLimits lowered the limits
+	// below what the active clients held.
+	ReasonLimitsLowered Reason = "limits lowered"
+	// ReasonAllowanceEnded: disconnected after waiting its inactive
+	// allowance without capacity (at once with a zero allowance).
+	ReasonAllowanceEnded Reason = "inactive allowance ended"
+	// ReasonWaitingFull: disconnected because the inactive set was over
+	// SetMaxInactive's bound and it ranked lowest of the waiting clients.
+	ReasonWaitingFull Reason = "waiting slots full"
+	// ReasonTooManyFromAddress: refused at Register because its free-client
+	// ID (address) already had SetMaxPerFreeID clients. The refused peer gets
+	// only EventDisconnected, no EventConnected.
+	ReasonTooManyFromAddress Reason = "too many clients from one address"
+	// ReasonPeerLeft: the transport unregistered the client (the peer
+	// disconnected, or the server closed it); an active client is deactivated
+	// with it first.
+	ReasonPeerLeft Reason = "peer left"
 )
 
 // Event is one change of a client's state, delivered to SubscribeEvents.
+// Time is the pool's clock (monotonic, or simulated in tests); Wall is the
+// wall clock when the pool decided the change. An active client that leaves
+// gets EventDeactivated before EventDisconnected.
 type Event struct {
 	Type     EventType
 	ID       enode.ID
 	Capacity uint64
 	Time     mclock.AbsTime
+
+	Wall   time.Time // wall-clock time of the decision
+	Reason Reason    // EventDeactivated and EventDisconnected only
+	// OldBalance and NewBalance are the positive balance before and after an
+	// EventBalanceChanged.
+	OldBalance, NewBalance uint64
 }

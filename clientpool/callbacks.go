@@ -1,6 +1,10 @@
 package clientpool
 
-import "github.com/ethereum/go-ethereum/common/mclock"
+import (
+	"time"
+
+	"github.com/ethereum/go-ethereum/common/mclock"
+)
 
 // callback is one peer call decided under the lock and run after it. An
 // update carries no capacity: run reports the client's capacity as it is at
@@ -26,8 +30,17 @@ func (a *callbacks) disconnect(c *client) {
 	a.calls = append(a.calls, callback{c: c, disconnect: true})
 }
 
-func (a *callbacks) event(t EventType, c *client, now mclock.AbsTime) {
-	a.events = append(a.events, Event{Type: t, ID: c.id, Capacity: c.capacity, Time: now})
+// event records an event of client c; reason is "" except for deactivations
+// and disconnects.
+func (a *callbacks) event(t EventType, c *client, now mclock.AbsTime, reason Reason) {
+	a.add(Event{Type: t, ID: c.id, Capacity: c.capacity, Time: now, Reason: reason})
+}
+
+// add records ev, stamped with the wall clock: events are stamped when the
+// pool decides, not when they are delivered.
+func (a *callbacks) add(ev Event) {
+	ev.Wall = time.Now()
+	a.events = append(a.events, ev)
 }
 
 // run publishes the events and invokes the peer callbacks; the pool lock must

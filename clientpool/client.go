@@ -81,6 +81,7 @@ type client struct {
 
 	registered   bool // false after Unregister
 	disconnected bool // told to Disconnect: out of the active and inactive sets
+	ranOut       bool // its positive balance ran out since it was last activated (see ReasonBalanceRanOut)
 	active       bool
 	capacity     uint64
 	told         uint64         // capacity last reported to the peer (see callbacks.run)

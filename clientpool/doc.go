@@ -18,7 +18,8 @@
 //     with maxCap near MaxUint64) and equals Active()'s: the planner compares
 //     the others' capacity with what a request leaves of maxCap, never a sum.
 //   - The capacity query service ("cq", "bal", "info"), a vflux.Service.
-//   - Pool events, delivered to SubscribeEvents subscribers.
+//   - Pool events, delivered to SubscribeEvents subscribers (see Events
+//     below).
 //
 // It knows nothing of RLPx or discv5: transports wrap their peers in the Peer
 // interface, call Register/Unregister, SetCapacity and RequestServed, and
@@ -111,6 +112,24 @@
 // condition variable delivered, on mu) and then delivers itself, so its own
 // decision reaches the peer before it returns. The BalanceOperation callback
 // runs with mu held and must only use the operator it is given.
+//
+// # Events
+//
+// Every event is decided and stamped under mu, with the pool clock (Time)
+// and the wall clock (Wall), and delivered after it is released, in decision
+// order. The pool gives the reason of every deactivation and disconnect
+// (Reason) where it decides them: applyPlan's caller says whether a
+// deactivation makes room for a client of higher priority (tryActivate,
+// SetCapacity) or enforces lowered limits (SetLimits), and deactivate reports
+// an eviction of a client whose balance ran out since its activation as
+// such (client.ranOut, set by lostPriority, cleared by activate); disconnect's
+// callers say why (allowance timer, SetMaxInactive's bound), and Unregister
+// says "peer left", deactivating an active client first, so every active
+// client gets EventDeactivated before EventDisconnected. A peer refused by
+// SetMaxPerFreeID gets EventDisconnected alone. Top-ups (a changed positive
+// balance in BalanceOperation or AddBalance) are EventBalanceChanged, before
+// the activations or cuts they cause. Reasons exist in events only: what the
+// peer is told does not change.
 //
 // # Database reads and writes
 //

@@ -12,7 +12,8 @@ type eventSub struct {
 }
 
 // SubscribeEvents delivers pool events (connected, activated, capacity
-// changed, deactivated, disconnected, balance exhausted) to ch. Each
+// changed, deactivated, disconnected, balance exhausted, balance changed) to
+// ch. Each
 // subscription has its own bounded queue and delivery goroutine, so a slow
 // subscriber loses events (counted by DroppedEvents) and never blocks the pool
 // or other subscribers. The subscription ends on Unsubscribe or pool Stop.

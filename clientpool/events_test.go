@@ -37,11 +37,13 @@ func TestEventsDescribeAClientsLife(t *testing.T) {
 		cap uint64
 		at  time.Duration
 	}{
+		{EventBalanceChanged, 0, 0},
 		{EventConnected, 0, 0},
 		{EventActivated, 1, 0},
 		{EventCapacityChanged, 4, 0},
 		{EventBalanceExhausted, 4, 11 * time.Second},
 		{EventCapacityChanged, 1, 11 * time.Second},
+		{EventDeactivated, 0, 11 * time.Second},
 		{EventDisconnected, 0, 11 * time.Second},
 	}
 	for i, w := range want {
@@ -58,16 +60,16 @@ func TestSlowSubscriberLosesEventsWithoutBlockingThePool(t *testing.T) {
 	slow := make(chan Event) // never read
 	sub := pool.SubscribeEvents(slow)
 	defer sub.Unsubscribe()
-	fast := make(chan Event, 3)
+	fast := make(chan Event, 4)
 	fastSub := pool.SubscribeEvents(fast)
 	defer fastSub.Unsubscribe()
 
 	n := params.EventQueueSize
-	for i := 0; i < n; i++ { // 3 events each: connected, activated, disconnected
+	for i := 0; i < n; i++ { // 4 events each: connected, activated, deactivated, disconnected
 		p := newPeer(i, time.Hour)
 		pool.Register(p)
 		pool.Unregister(p)
-		for j := 0; j < 3; j++ {
+		for j := 0; j < 4; j++ {
 			nextEvent(t, fast) // the fast subscriber is not held up by the slow one
 		}
 	}

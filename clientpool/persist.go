@@ -400,6 +400,14 @@ func (p *ClientPool) balanceOperation(id enode.ID, freeID string, cb func(Atomic
 	cb(op)
 	if op.posChanged || op.negChanged { // each change was persisted by the operator
 		if op.posChanged {
+			l := p.posExp.at(now)
+			if old, new := oldPos.Value(l), op.pos.Value(l); old != new {
+				ev := Event{Type: EventBalanceChanged, ID: id, Time: now, OldBalance: old, NewBalance: new}
+				if c != nil {
+					ev.Capacity = c.capacity
+				}
+				acts.add(ev)
+			}
 			if c != nil {
 				p.updateTotal(c)
 			} else {

@@ -183,14 +183,15 @@ func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int6
 	return victims, true
 }
 
-// applyPlan carries out a successful plan.
-func (p *ClientPool) applyPlan(victims []*client, now mclock.AbsTime, acts *callbacks) {
+// applyPlan carries out a successful plan; the clients it deactivates are
+// deactivated for reason.
+func (p *ClientPool) applyPlan(victims []*client, now mclock.AbsTime, acts *callbacks, reason Reason) {
 	for _, v := range victims {
 		if !v.active {
 			continue
 		}
 		if v.planCap == 0 {
-			p.deactivate(v, now, acts)
+			p.deactivate(v, now, acts, reason)
 		} else {
 			p.setCap(v, v.planCap, false, now, acts)
 		}
@@ -212,7 +213,7 @@ func (p *ClientPool) tryActivate(now mclock.AbsTime, acts *callbacks) {
 		if !ok {
 			return
 		}
-		p.applyPlan(victims, now, acts)
+		p.applyPlan(victims, now, acts, ReasonEvicted)
 		p.activate(w, p.minCap, now, acts)
 	}
 }
@@ -331,7 +332,7 @@ func (p *ClientPool) setCapacity(id enode.ID, reqCap uint64, bias time.Duration,
 		}
 	}
 	if grant > cur {
-		p.applyPlan(victims, now, acts)
+		p.applyPlan(victims, now, acts, ReasonEvicted)
 		p.setCap(c, grant, requested, now, acts)
 		// Waiting clients compete now, as after every change, so a nested
 		// call finds nothing left to activate; by the checks above none of

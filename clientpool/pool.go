@@ -223,7 +223,9 @@ func (p *ClientPool) Register(peer Peer) ConnectedBalance {
 	now := p.clock.Now()
 	if nb := p.negs[freeID]; nb != nil && p.maxPerFree > 0 && len(nb.clients) >= p.maxPerFree {
 		p.logRefusedFree(freeID, len(nb.clients), now)
+		acts.add(Event{Type: EventDisconnected, ID: node.ID(), Time: now, Reason: ReasonTooManyFromAddress})
 		p.mu.Unlock()
+		acts.run(p)
 		peer.Disconnect() // refused by a limit, as an evicted client is
 		return nil
 	}
@@ -251,7 +253,7 @@ func (p *ClientPool) Register(peer Peer) ConnectedBalance {
 		p.refreshNeg(c.neg, now) // the first member's key was exact: now against the ceiling
 	}
 	p.clients[c.id] = c
-	acts.event(EventConnected, c, now)
+	acts.event(EventConnected, c, now, "")
 	c.setInactiveKey()
 	p.inactiveBest.add(c)
 	p.inactiveLow.add(c)
@@ -317,10 +319,10 @@ func (p *ClientPool) Unregister(peer Peer) {
 	}
 	now := p.clock.Now()
 	if !p.stopped && c.settle(now) {
-		acts.event(EventBalanceExhausted, c, now)
+		acts.event(EventBalanceExhausted, c, now, "")
 	}
 	wasDisconnected := c.disconnected
-	p.leaveSets(c, now, &acts, false)
+	p.leaveSets(c, now, &acts, false, ReasonPeerLeft)
 	c.registered = false
 	delete(p.clients, c.id)
 	if !p.stopped {
@@ -330,7 +332,7 @@ func (p *ClientPool) Unregister(peer Peer) {
 	}
 	p.releaseNeg(c, now)
 	if !wasDisconnected {
-		acts.event(EventDisconnected, c, now)
+		acts.event(EventDisconnected, c, now, ReasonPeerLeft)
 	}
 	if !p.stopped {
 		p.tryActivate(now, &acts)
@@ -368,7 +370,7 @@ func (p *ClientPool) SetLimits(maxCount, maxCap uint64) {
 	if !p.stopped {
 		now := p.clock.Now()
 		if victims, ok := p.plan(now, nil, 0, 0); ok {
-			p.applyPlan(victims, now, &acts)
+			p.applyPlan(victims, now, &acts, ReasonLimitsLowered)
 		}
 		p.tryActivate(now, &acts)
 		p.finish(now, &acts)
@@ -546,7 +548,7 @@ func (p *ClientPool) updateTotal(c *client) {
 // set bound.
 func (p *ClientPool) finish(now mclock.AbsTime, acts *callbacks) {
 	for p.maxInactive > 0 && p.inactiveLow.Len() > p.maxInactive {
-		p.disconnect(p.inactiveLow.top(), now, acts)
+		p.disconnect(p.inactiveLow.top(), now, acts, ReasonWaitingFull)
 	}
 }
 

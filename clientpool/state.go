@@ -43,9 +43,10 @@ func (p *ClientPool) activate(c *client, cap uint64, now mclock.AbsTime, acts *c
 	p.activeCount++
 	p.activeCap += cap
 	p.capMoved(cap)
+	c.ranOut = false
 	p.rekey(c, now)
 	acts.update(c, cap, false)
-	acts.event(EventActivated, c, now)
+	acts.event(EventActivated, c, now, "")
 }
 
 // setCap changes an active client's capacity.
@@ -63,7 +64,7 @@ func (p *ClientPool) setCap(c *client, cap uint64, requested bool, now mclock.Ab
 	c.capacity = cap
 	p.rekey(c, now)
 	acts.update(c, cap, requested)
-	acts.event(EventCapacityChanged, c, now)
+	acts.event(EventCapacityChanged, c, now, "")
 	if exhausted {
 		p.lostPriority(c, now, acts)
 	}
@@ -73,7 +74,7 @@ func (p *ClientPool) setCap(c *client, cap uint64, requested bool, now mclock.Ab
 // capacity as 0.
 func (p *ClientPool) removeActive(c *client, now mclock.AbsTime, acts *callbacks, report bool) {
 	if c.settle(now) {
-		acts.event(EventBalanceExhausted, c, now)
+		acts.event(EventBalanceExhausted, c, now, "")
 	}
 	p.active.remove(c)
 	p.activeCount--
@@ -94,18 +95,23 @@ func (p *ClientPool) removeActive(c *client, now mclock.AbsTime, acts *callbacks
 }
 
 // deactivate moves an active client to the inactive set, where it waits (a
-// client without priority for its allowance).
+// client without priority for its allowance). reason is ReasonEvicted or
+// ReasonLimitsLowered; an eviction of a client whose balance ran out since its
+// activation is reported as ReasonBalanceRanOut.
 //
 // Fix: an activation the peer never saw (it was told no capacity since, say
 // because the same call deactivated it again) does not restart the allowance:
 // the allowance that was running goes on from when it started, so a free
 // client cannot stay inactive for longer than its allowance.
-func (p *ClientPool) deactivate(c *client, now mclock.AbsTime, acts *callbacks) {
+func (p *ClientPool) deactivate(c *client, now mclock.AbsTime, acts *callbacks, reason Reason) {
 	if c.told != 0 {
 		c.allowPaused = false // the peer saw it active: a fresh allowance
 	}
 	p.removeActive(c, now, acts, true)
-	acts.event(EventDeactivated, c, now)
+	if reason == ReasonEvicted && c.ranOut && !c.hasPriority() {
+		reason = ReasonBalanceRanOut
+	}
+	acts.event(EventDeactivated, c, now, reason)
 	c.setInactiveKey()
 	p.inactiveBest.add(c)
 	p.inactiveLow.add(c)
@@ -113,10 +119,12 @@ func (p *ClientPool) deactivate(c *client, now mclock.AbsTime, acts *callbacks) 
 }
 
 // leaveSets takes a client out of the active or inactive set and stops its
-// timers. report says whether a capacity drop is reported to the peer.
-func (p *ClientPool) leaveSets(c *client, now mclock.AbsTime, acts *callbacks, report bool) {
+// timers. report says whether a capacity drop is reported to the peer; an
+// active client is deactivated for reason, the reason it leaves.
+func (p *ClientPool) leaveSets(c *client, now mclock.AbsTime, acts *callbacks, report bool, reason Reason) {
 	if c.active {
 		p.removeActive(c, now, acts, report)
+		acts.event(EventDeactivated, c, now, reason)
 	}
 	p.inactiveBest.remove(c)
 	p.inactiveLow.remove(c)
@@ -129,16 +137,17 @@ func (p *ClientPool) leaveSets(c *client, now mclock.AbsTime, acts *callbacks, r
 	c.timerGen++
 }
 
-// disconnect tells a client to disconnect: it leaves the sets at once and is
-// never reactivated; its Unregister only settles and persists its balances.
-func (p *ClientPool) disconnect(c *client, now mclock.AbsTime, acts *callbacks) {
+// disconnect tells a client to disconnect for reason: it leaves the sets at
+// once and is never reactivated; its Unregister only settles and persists its
+// balances.
+func (p *ClientPool) disconnect(c *client, now mclock.AbsTime, acts *callbacks, reason Reason) {
 	if c.disconnected {
 		return
 	}
-	p.leaveSets(c, now, acts, true)
+	p.leaveSets(c, now, acts, true, reason)
 	c.disconnected = true
 	acts.disconnect(c)
-	acts.event(EventDisconnected, c, now)
+	acts.event(EventDisconnected, c, now, reason)
 }
 
 // startAllowance starts the inactive allowance of a client without priority;
@@ -166,8 +175,8 @@ func (p *ClientPool) startAllowance(c *client, acts *callbacks) {
 	}
 	c.allowPaused = false
 	left := c.allowance - time.Duration(now-c.allowSince)
-	if left <= 0 || p.stopped {
-		p.disconnect(c, now, acts)
+	if left <= 0 || p.stopped { // after Stop no timer counts it: it ends now
+		p.disconnect(c, now, acts, ReasonAllowanceEnded)
 		return
 	}
 	c.allowGen++
@@ -247,7 +256,7 @@ func (p *ClientPool) onAllowance(c *client, gen uint64) {
 	if !p.stopped && gen == c.allowGen && c.registered && !c.disconnected && !c.active && !c.hasPriority() {
 		c.allowTimer = nil
 		now := p.clock.Now()
-		p.disconnect(c, now, &acts)
+		p.disconnect(c, now, &acts, ReasonAllowanceEnded)
 		p.finish(now, &acts)
 	}
 	p.mu.Unlock()
@@ -287,7 +296,8 @@ func (p *ClientPool) onTimer(c *client, gen uint64) {
 // lostPriority handles a positive balance that ran out: an active client
 // above minCap is cut to minCap, an inactive one starts its allowance.
 func (p *ClientPool) lostPriority(c *client, now mclock.AbsTime, acts *callbacks) {
-	acts.event(EventBalanceExhausted, c, now)
+	acts.event(EventBalanceExhausted, c, now, "")
+	c.ranOut = true
 	if c.disconnected || !c.registered {
 		return
 	}

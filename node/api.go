@@ -53,6 +53,9 @@ type ClientInfo struct {
 	PosBalance     uint64                 `json:"pricing/balance"`
 	NegBalance     uint64                 `json:"pricing/negBalance"`
 	Params         map[string]interface{} `json:"params,omitempty"`
+	// Protocols are the protocols the connected client runs ("vfx/1",
+	// governed ones such as "eth/69"), sorted (SPEC 11).
+	Protocols []string `json:"protocols,omitempty"`
 }
 
 // Event is a pool event as vflux_subscribe("events") sends it.
@@ -60,7 +63,17 @@ type Event struct {
 	Type     string `json:"type"`
 	ID       string `json:"id"`
 	Capacity uint64 `json:"capacity"`
-	Time     int64  `json:"time"` // pool clock, nanoseconds
+	// Time is the wall clock when the pool decided, RFC 3339 in UTC with
+	// nanoseconds.
+	Time string `json:"time"`
+	// Reason says why, on deactivated and disconnected (clientpool.Reason).
+	Reason string `json:"reason,omitempty"`
+	// Balance is [old, new] positive balance, on balanceChanged (as
+	// vflux_addBalance answers).
+	Balance *[2]uint64 `json:"balance,omitempty"`
+	// Protocols are the protocols the client runs when the event is sent
+	// (empty once it left), see ClientInfo.
+	Protocols []string `json:"protocols,omitempty"`
 }
 
 var eventNames = map[clientpool.EventType]string{
@@ -70,6 +83,7 @@ var eventNames = map[clientpool.EventType]string{
 	clientpool.EventDeactivated:      "deactivated",
 	clientpool.EventDisconnected:     "disconnected",
 	clientpool.EventBalanceExhausted: "balanceExhausted",
+	clientpool.EventBalanceChanged:   "balanceChanged",
 }
 
 func (a *API) checkRunning() error {
@@ -182,6 +196,7 @@ func (a *API) clientInfos(ids []enode.ID) (map[string]ClientInfo, error) {
 			info.PosBalance, info.NegBalance = c.balance.GetBalance()
 			pos, neg := c.balance.GetPriceFactors()
 			info.Params = pricesParams(PricesFromPool(pos), PricesFromPool(neg))
+			info.Protocols = c.protocols
 		} else {
 			a.s.pool.BalanceOperation(id, "", func(op clientpool.AtomicBalanceOperator) {
 				info.PosBalance, info.NegBalance = op.GetBalance()
@@ -246,8 +261,7 @@ func (a *API) AddBalance(id string, amount Amount, opts *AddBalanceOptions) ([2]
 	case err != nil: // including a failed database write: the top-up did not happen
 		return [2]uint64{}, fmt.Errorf("add %d tokens to %s: %w", amt, nodeID.TerminalString(), err)
 	}
-	countTopUp(oldBal, newBal)
-	a.s.logTopUp(nodeID, amt, oldBal, newBal)
+	countTopUp(oldBal, newBal) // logged from the pool's balanceChanged event
 	return [2]uint64{oldBal, newBal}, nil
 }
 
@@ -388,7 +402,9 @@ func (a *API) Events(ctx context.Context) (*rpc.Subscription, error) {
 		for {
 			select {
 			case ev := <-events:
-				notifier.Notify(sub.ID, eventJSON(ev))
+				e := eventJSON(ev)
+				e.Protocols = a.s.clients.protocolsOf(ev.ID)
+				notifier.Notify(sub.ID, e)
 			case <-sub.Err():
 				return
 			case <-poolSub.Err():
@@ -399,10 +415,15 @@ func (a *API) Events(ctx context.Context) (*rpc.Subscription, error) {
 	return sub, nil
 }
 
+// eventJSON is ev as vflux_subscribe("events") sends it.
 func eventJSON(ev clientpool.Event) Event {
 	name, ok := eventNames[ev.Type]
 	if !ok {
 		name = fmt.Sprintf("unknown(%d)", ev.Type)
 	}
-	return Event{Type: name, ID: ev.ID.String(), Capacity: ev.Capacity, Time: int64(ev.Time)}
+	out := Event{Type: name, ID: ev.ID.String(), Capacity: ev.Capacity, Time: ev.Wall.UTC().Format(time.RFC3339Nano), Reason: string(ev.Reason)}
+	if ev.Type == clientpool.EventBalanceChanged {
+		out.Balance = &[2]uint64{ev.OldBalance, ev.NewBalance}
+	}
+	return out
 }

@@ -1,139 +1,298 @@
 package node
 
 import (
+	"net"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common/mclock"
+	"github.com/ethereum/go-ethereum/p2p"
 	"github.com/ethereum/go-ethereum/p2p/enode"
 	"github.com/vflux-net/vflux/clientpool"
 	"github.com/vflux-net/vflux/protocol"
+	"github.com/vflux-net/vflux/vflux"
 )
 
-// clientRegistry sits between the protocol handler and the pool (it is the
-// handler's protocol.Backend). It remembers each connected client's balance
+// clientRegistry sits between the protocols and the pool (it is the vfx/1
+// handler's protocol.Backend, and the governed protocols' wrappers attach to
+// it too). It keeps one client per connection, however many protocols that
+// connection runs (SPEC 11): registered with the pool when its first protocol
+// starts, unregistered when its last ends. It remembers each client's balance
 // handle and current capacity, so the RPC API can report capacities exactly
 // and change a connected client's prices, which only the holder of its
 // ConnectedBalance can do.
 type clientRegistry struct {
 	pool  *clientpool.ClientPool
 	clock mclock.Clock
+	flows flowConfig
+	allow time.Duration
 
-	// mu guards clients. It is a leaf lock: no pool method is called while it
-	// is held (the pool calls trackedPeer.UpdateCapacity without its own lock,
-	// and that takes mu).
+	// mu guards clients and the registry-owned fields of every client. Lock
+	// order: mu, then a vfx/1 peer's own lock (its UpdateCapacity and
+	// Disconnect only record and signal) or a client's flow lock. No pool
+	// method is called while mu is held (the pool calls client.UpdateCapacity
+	// without its own lock, and that takes mu).
 	mu      sync.Mutex
-	clients map[enode.ID]*trackedPeer
-	// left marks clients whose peer disconnected on its own; the log loop
-	// takes the mark when the pool's disconnected event arrives (the mark is
-	// set before the pool publishes it). Bounded by maxPeerLeftMarks.
-	left map[enode.ID]struct{}
+	clients map[enode.ID]*peerClient
+	stopped bool
 }
-
-// maxPeerLeftMarks bounds the marks nobody took (events lost to a full queue):
-// past it they are forgotten, which only loses reasons in the log.
-const maxPeerLeftMarks = 4096
 
 var _ protocol.Backend = (*clientRegistry)(nil)
 
-// trackedPeer wraps the protocol's peer so capacity changes are recorded on
-// their way to the peer.
-type trackedPeer struct {
-	clientpool.Peer
-	reg *clientRegistry
-	id  enode.ID
+// peerClient is one pool client: one inbound connection with every protocol it
+// runs. It is the clientpool.Peer the pool sees; capacity changes and the
+// pool's Disconnect reach vfx/1's loop and the governed protocols' flow.
+type peerClient struct {
+	reg    *clientRegistry
+	id     enode.ID
+	node   *enode.Node
+	conn   *p2p.Peer // nil for a vfx/1 peer that does not tell its connection
+	freeID string
+	flow   *flow         // governed flow control, shared by the governed protocols
+	ready  chan struct{} // closed when the pool's Register returned
+	gone   chan struct{} // closed when the pool's Unregister returned
 
 	// guarded by reg.mu
-	balance   clientpool.ConnectedBalance
-	capacity  uint64
-	connected mclock.AbsTime
-	dropped   bool // the pool asked to disconnect it
+	balance      clientpool.ConnectedBalance // nil until ready, or if refused
+	capacity     uint64
+	connected    mclock.AbsTime
+	vfx          clientpool.Peer // vfx/1's peer while its loop is registered
+	protocols    map[string]int  // running protocols ("eth/69") -> count
+	refs         int             // running protocols
+	governed     int             // running governed protocols
+	disconnected bool            // the pool told it to leave
+	leaving      bool            // refs reached 0: Unregister is running
 }
 
-func newClientRegistry(pool *clientpool.ClientPool, clock mclock.Clock) *clientRegistry {
-	return &clientRegistry{pool: pool, clock: clock, clients: make(map[enode.ID]*trackedPeer), left: make(map[enode.ID]struct{})}
+func newClientRegistry(pool *clientpool.ClientPool, clock mclock.Clock, allow time.Duration, flows flowConfig) *clientRegistry {
+	return &clientRegistry{pool: pool, clock: clock, allow: allow, flows: flows, clients: make(map[enode.ID]*peerClient)}
 }
 
-// Disconnect records that the pool dropped the client and passes it on.
-func (t *trackedPeer) Disconnect() {
-	t.reg.mu.Lock()
-	t.dropped = true
-	t.reg.mu.Unlock()
-	t.Peer.Disconnect()
+// Node implements clientpool.Peer.
+func (c *peerClient) Node() *enode.Node { return c.node }
+
+// FreeClientID implements clientpool.Peer: the same key vfx/1 uses (SPEC 3.5).
+func (c *peerClient) FreeClientID() string { return c.freeID }
+
+// InactiveAllowance implements clientpool.Peer.
+func (c *peerClient) InactiveAllowance() time.Duration { return c.reg.allow }
+
+// UpdateCapacity implements clientpool.Peer: it records the capacity and
+// passes it to vfx/1's loop and the governed flow; it never blocks.
+func (c *peerClient) UpdateCapacity(newCap uint64, requested bool) {
+	c.reg.mu.Lock()
+	defer c.reg.mu.Unlock()
+	c.capacity = newCap
+	if c.vfx != nil {
+		c.vfx.UpdateCapacity(newCap, requested)
+	}
+	c.flow.setCapacity(newCap)
 }
 
-// takePeerLeft reports and clears the mark that id's peer left on its own.
-func (r *clientRegistry) takePeerLeft(id enode.ID) bool {
+// Disconnect implements clientpool.Peer: every protocol of the connection ends
+// with DiscTooManyPeers. vfx/1's loop returns it itself; the governed
+// protocols read it from their flow, and the connection is told as well in
+// case a protocol is busy elsewhere than reading.
+func (c *peerClient) Disconnect() {
+	c.reg.mu.Lock()
+	defer c.reg.mu.Unlock()
+	c.disconnected = true
+	if c.vfx != nil {
+		c.vfx.Disconnect()
+	}
+	c.flow.close(p2p.DiscTooManyPeers)
+	if c.governed > 0 && c.conn != nil {
+		go c.conn.Disconnect(p2p.DiscTooManyPeers) // may wait for the peer's loop
+	}
+}
+
+// connOf returns the connection of a vfx/1 peer, when it tells it.
+func connOf(p clientpool.Peer) *p2p.Peer {
+	if cp, ok := p.(interface{ Conn() *p2p.Peer }); ok {
+		return cp.Conn()
+	}
+	return nil
+}
+
+// attach adds a running protocol (name "eth/69"; vfx is vfx/1's peer or nil
+// for a governed protocol) to the client of conn, creating the client and
+// registering it with the pool when it is the first. It returns the client once
+// the pool decided, or nil if the pool refused it (stopped, or another
+// connection with the same node ID is still a client). A client that is
+// returned must be detached with the same arguments.
+func (r *clientRegistry) attach(n *enode.Node, conn *p2p.Peer, freeID string, vfx clientpool.Peer, name string) *peerClient {
+	id := n.ID()
+	r.mu.Lock()
+	for {
+		if r.stopped {
+			r.mu.Unlock()
+			return nil
+		}
+		c := r.clients[id]
+		if c == nil {
+			break
+		}
+		if c.leaving { // the previous client of this ID is being unregistered
+			gone := c.gone
+			r.mu.Unlock()
+			<-gone
+			r.mu.Lock()
+			continue
+		}
+		if conn == nil || c.conn != conn || (vfx != nil && c.vfx != nil) {
+			r.mu.Unlock()
+			return nil // another connection, or a second vfx/1 loop
+		}
+		// Another protocol of this connection: share its client.
+		c.add(vfx, name)
+		ready := c.ready
+		r.mu.Unlock()
+		<-ready
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if c.balance == nil {
+			return nil
+		}
+		if vfx != nil {
+			// The capacity was decided before vfx/1 came: tell it now, under
+			// mu, so a newer update from the pool cannot overtake this one.
+			if c.disconnected {
+				vfx.Disconnect()
+			} else if c.capacity > 0 {
+				vfx.UpdateCapacity(c.capacity, false)
+			}
+		}
+		return c
+	}
+	c := &peerClient{
+		reg:       r,
+		id:        id,
+		node:      n,
+		conn:      conn,
+		freeID:    freeID,
+		flow:      newFlow(r.flows),
+		ready:     make(chan struct{}),
+		gone:      make(chan struct{}),
+		connected: r.clock.Now(),
+		protocols: make(map[string]int),
+	}
+	c.add(vfx, name)
+	r.clients[id] = c
+	r.mu.Unlock()
+
+	bal := r.pool.Register(c) // may call c.UpdateCapacity or c.Disconnect
+
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	_, ok := r.left[id]
-	delete(r.left, id)
-	return ok
+	c.balance = bal
+	close(c.ready)
+	if bal == nil {
+		delete(r.clients, id)
+		close(c.gone)
+		return nil
+	}
+	c.flow.setBalance(bal)
+	return c
 }
 
-// UpdateCapacity records the new capacity and passes it on; it never blocks.
-func (t *trackedPeer) UpdateCapacity(newCap uint64, requested bool) {
-	t.reg.mu.Lock()
-	t.capacity = newCap
-	t.reg.mu.Unlock()
-	t.Peer.UpdateCapacity(newCap, requested)
+// add counts a starting protocol; reg.mu is held.
+func (c *peerClient) add(vfx clientpool.Peer, name string) {
+	c.refs++
+	c.protocols[name]++
+	if vfx != nil {
+		c.vfx = vfx
+	} else {
+		c.governed++
+	}
 }
 
-// Register registers p with the pool. A second client with the same node ID
-// is refused (nil), as the pool itself would.
+// detach ends a protocol attached before; the last one unregisters the client.
+func (r *clientRegistry) detach(c *peerClient, vfx bool, name string) {
+	r.mu.Lock()
+	c.refs--
+	if c.protocols[name]--; c.protocols[name] <= 0 {
+		delete(c.protocols, name)
+	}
+	if vfx {
+		c.vfx = nil
+	} else {
+		c.governed--
+	}
+	if c.refs > 0 {
+		r.mu.Unlock()
+		return
+	}
+	c.leaving = true
+	r.mu.Unlock()
+
+	r.pool.Unregister(c)
+
+	r.mu.Lock()
+	if r.clients[c.id] == c {
+		delete(r.clients, c.id)
+	}
+	close(c.gone)
+	r.mu.Unlock()
+}
+
+// Register attaches vfx/1's loop for p to p's client (registering it with the
+// pool when vfx/1 is its first protocol). A second client with the same node
+// ID on another connection is refused (nil), as the pool itself would.
 func (r *clientRegistry) Register(p clientpool.Peer) clientpool.ConnectedBalance {
 	n := p.Node()
 	if n == nil {
 		return nil
 	}
-	t := &trackedPeer{Peer: p, reg: r, id: n.ID(), connected: r.clock.Now()}
-	r.mu.Lock()
-	if r.clients[t.id] != nil {
-		r.mu.Unlock()
+	c := r.attach(n, connOf(p), p.FreeClientID(), p, vfxName)
+	if c == nil {
 		return nil
 	}
-	r.clients[t.id] = t
-	r.mu.Unlock()
-
-	bal := r.pool.Register(t)
-
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if bal == nil {
-		delete(r.clients, t.id)
-		return nil
-	}
-	t.balance = bal
-	return bal
+	return c.balance
 }
 
-// Unregister unregisters the client registered for p's node ID.
+// Unregister detaches vfx/1's loop for p from its client.
 func (r *clientRegistry) Unregister(p clientpool.Peer) {
 	n := p.Node()
 	if n == nil {
 		return
 	}
 	r.mu.Lock()
-	t := r.clients[n.ID()]
-	if t == nil || t.Peer != p {
-		r.mu.Unlock()
-		return
-	}
-	delete(r.clients, n.ID())
-	if !t.dropped {
-		if len(r.left) >= maxPeerLeftMarks {
-			clear(r.left)
-		}
-		r.left[t.id] = struct{}{}
-	}
+	c := r.clients[n.ID()]
+	ok := c != nil && c.vfx == p && c.balance != nil
 	r.mu.Unlock()
-	r.pool.Unregister(t)
+	if ok {
+		r.detach(c, true, vfxName)
+	}
 }
 
 // SetCapacity forwards to the pool.
 func (r *clientRegistry) SetCapacity(n *enode.Node, reqCap uint64, bias time.Duration, requested bool) (uint64, error) {
 	return r.pool.SetCapacity(n, reqCap, bias, requested)
+}
+
+// stop refuses new clients and ends every governed protocol with
+// DiscQuitting (vfx/1's loops are stopped by the handler).
+func (r *clientRegistry) stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopped = true
+	for _, c := range r.clients {
+		c.flow.close(p2p.DiscQuitting)
+	}
+}
+
+// vfxName is how vfx/1 appears in a client's protocol list.
+var vfxName = protocol.Name + "/1"
+
+// freeClientIDOf is the free-client ID of a connection (SPEC 3.5), computed as
+// vfx/1 computes it.
+func freeClientIDOf(p *p2p.Peer) string {
+	var ip net.IP
+	if tcp, ok := p.RemoteAddr().(*net.TCPAddr); ok {
+		ip = tcp.IP
+	}
+	return vflux.FreeClientID(p.ID(), ip)
 }
 
 // connectedClient is a snapshot of one connected client.
@@ -143,31 +302,47 @@ type connectedClient struct {
 	balance   clientpool.ConnectedBalance
 	capacity  uint64
 	connected mclock.AbsTime
-	dropped   bool // the pool asked to disconnect it
+	protocols []string // sorted
 }
 
-func (t *trackedPeer) snapshot() connectedClient {
-	return connectedClient{node: t.Peer.Node(), freeID: t.Peer.FreeClientID(), balance: t.balance, capacity: t.capacity, connected: t.connected}
+func (c *peerClient) snapshot() connectedClient {
+	protos := make([]string, 0, len(c.protocols))
+	for name := range c.protocols {
+		protos = append(protos, name)
+	}
+	sort.Strings(protos)
+	return connectedClient{node: c.node, freeID: c.freeID, balance: c.balance, capacity: c.capacity, connected: c.connected, protocols: protos}
+}
+
+// protocolsOf returns the protocols the client id runs now (sorted), also
+// while the pool is still deciding on it; nil if there is no such client.
+func (r *clientRegistry) protocolsOf(id enode.ID) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.clients[id]; c != nil {
+		return c.snapshot().protocols
+	}
+	return nil
 }
 
 // get returns the connected client with node ID id.
 func (r *clientRegistry) get(id enode.ID) (connectedClient, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	t := r.clients[id]
-	if t == nil || t.balance == nil {
+	c := r.clients[id]
+	if c == nil || c.balance == nil {
 		return connectedClient{}, false
 	}
-	return t.snapshot(), true
+	return c.snapshot(), true
 }
 
 // snapshot returns every connected client, sorted by node ID.
 func (r *clientRegistry) snapshot() []connectedClient {
 	r.mu.Lock()
 	out := make([]connectedClient, 0, len(r.clients))
-	for _, t := range r.clients {
-		if t.balance != nil {
-			out = append(out, t.snapshot())
+	for _, c := range r.clients {
+		if c.balance != nil {
+			out = append(out, c.snapshot())
 		}
 	}
 	r.mu.Unlock()

@@ -106,6 +106,11 @@ type Config struct {
 	// (0 = unlimited); MaxQueuedCost bounds what waits in the limiter.
 	RequestRate   float64
 	MaxQueuedCost uint64
+	// GovernCosts overrides the cost of inbound messages of governed
+	// protocols by message code, where the flat size-based cost is wrong
+	// (e.g. eth GetReceipts, whose work is not its size). Empty by default:
+	// every message costs CostBase plus CostPerKB per KiB (SPEC 11).
+	GovernCosts []MessageCost `toml:",omitempty"`
 	// DatabaseCache (MiB) and DatabaseHandles size the balance LevelDB.
 	DatabaseCache   int
 	DatabaseHandles int
@@ -120,6 +125,16 @@ type Config struct {
 	// Clock is the pool's clock; nil means mclock.System. Tests use
 	// mclock.Simulated.
 	Clock mclock.Clock `toml:"-"`
+}
+
+// MessageCost is one entry of Config.GovernCosts: an inbound message of
+// Protocol with Code (the protocol's own code, as its Run sees it) costs Cost
+// cost units instead of CostBase plus CostPerKB per KiB. What the node sends
+// back is still charged CostPerKB per KiB.
+type MessageCost struct {
+	Protocol string
+	Code     uint64
+	Cost     uint64
 }
 
 // DefaultConfig returns the defaults of SPEC 9 (serving off).
@@ -250,6 +265,29 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: negative expiration %v is negative", ErrInvalidConfig, c.NegExpiration)
 	case c.PosExpiration > 0 && c.PosExpiration < time.Second, c.NegExpiration > 0 && c.NegExpiration < time.Second:
 		return fmt.Errorf("%w: an expiration time below 1s would be rounded to 0 (never); use 0 for never", ErrInvalidConfig)
+	}
+	seen := make(map[string]bool)
+	for _, name := range c.Govern {
+		switch {
+		case name == "":
+			return fmt.Errorf("%w: govern: empty protocol name", ErrInvalidConfig)
+		case name == params.ProtocolName:
+			return fmt.Errorf("%w: govern: %q is vflux's own protocol, always governed", ErrInvalidConfig, name)
+		case seen[name]:
+			return fmt.Errorf("%w: govern: protocol %q is listed twice", ErrInvalidConfig, name)
+		}
+		seen[name] = true
+	}
+	costSeen := make(map[MessageCost]bool)
+	for _, mc := range c.GovernCosts {
+		key := MessageCost{Protocol: mc.Protocol, Code: mc.Code}
+		switch {
+		case !seen[mc.Protocol]:
+			return fmt.Errorf("%w: govern cost for protocol %q, which is not governed", ErrInvalidConfig, mc.Protocol)
+		case costSeen[key]:
+			return fmt.Errorf("%w: govern cost for %s code %d is given twice", ErrInvalidConfig, mc.Protocol, mc.Code)
+		}
+		costSeen[key] = true
 	}
 	if err := c.PosPrices.validate("positive"); err != nil {
 		return err

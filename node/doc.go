@@ -10,7 +10,8 @@
 // capability in the right order, the discv5 TALKREQ entry point, the "vflux"
 // RPC namespace, the metrics (metrics.go: Prometheus-style vflux_* names, all
 // registered when the package loads), the operator's log (logging.go: each
-// client's story and a status line, at INFO), the parsing of what people type
+// client's story, with the reasons the pool's events give, and a status line,
+// at INFO), the parsing of what people type
 // (amount.go: one parser for the RPC and the command line; node addresses
 // are parsed by client.ParseNodeURL); the client side of a capacity query is
 // package client's, and this package's tests query through it. The RPC
@@ -60,4 +61,55 @@
 //	      │                                     └──RequestServer──> vflux.Server ──Service──┘
 //	      ├──RegisterLifecycle──> Service (Start: TALKREQ "vfx" -> vflux.Server; Stop)
 //	      └──RegisterAPIs──────> API ("vflux" namespace)
+//
+// # Governing other protocols (SPEC 11)
+//
+// Config.Govern names protocols registered on the stack before New (eth.New
+// registers eth/69..72 and snap/1); New wraps the Run of every version of
+// each (govern.go), and a name not on the stack is an error. An inbound,
+// untrusted peer is one client (clients.go) however many protocols it runs:
+// the first protocol to start registers it with the pool, the last to end
+// unregisters it, and vfx/1's handler attaches to the same client through
+// the registry (its protocol.Backend), so they share the balance and the
+// capacity. Peers the node dialed and trusted peers run their protocols as if
+// vflux were not there: the node's own sync is never throttled.
+//
+// Flow control (govern_flow.go): each governed protocol run gets a
+// MsgReadWriter whose pump goroutine reads the connection into one bounded
+// per-client queue (governQueueBytes; a larger single message is held alone).
+// ReadMsg hands the next message on when the client is active and its cost,
+// CostBase plus CostPerKB per KiB, fits the client's one buffer
+// (protocol.Meter at the capacity as rate, capacity*BufferSecs deep, shared by
+// all its governed protocols); outbound messages are never held and cost
+// CostPerKB per KiB. Every cost is charged to the buffer and with
+// RequestServed. The pump stops reading only when the queue is full:
+// go-ethereum hands a peer's messages to its protocols over unbuffered
+// channels from one read loop, so a message simply left unread would stall
+// the peer's vfx/1 as well; with the queue, vfx/1 (capacity requests and "cq",
+// which an inactive client must reach) stalls only behind a flooder's full
+// queue, and then RLPx and TCP push back on that peer alone. Nothing is
+// dropped or reordered: each protocol's messages leave its queue in order.
+// vfx/1 keeps its own meter for its own small messages.
+//
+// Admission rule: the first inbound and the first outbound message of each
+// governed protocol run pass unheld and unmetered. That is eth's Status
+// exchange (which go-ethereum abandons after 5 s, so it must not wait for
+// activation); a protocol without a handshake (snap) gets one free message.
+// After it, an inactive client's messages wait until the pool activates it
+// or its inactive allowance ends. The pool's Disconnect ends every protocol
+// of the connection with DiscTooManyPeers (governed ReadMsg returns it and
+// the connection is told). By default every inbound message costs CostBase
+// plus CostPerKB per KiB; Config.GovernCosts (data: protocol, code, cost)
+// replaces that for listed codes where size is the wrong measure (e.g. eth
+// GetReceipts, code 0x0f); what the node sends back stays CostPerKB per KiB.
+//
+// go-ethereum's peer dropper (eth/dropper.go) disconnects a random inbound
+// peer every 3-7 minutes, but only when the inbound slots are all taken and
+// the node is not syncing, and never a peer younger than 10 minutes.
+// ConfigureP2P sizes MaxPeers to MaxClients plus the inactive slots, and the
+// pool keeps one of those free (Config.PoolMaxInactive): a newcomer that takes
+// the last slot is ranked and the lowest waiting client leaves at once. So the
+// inbound slots are full only for the moment of that decision, and the pool
+// alone decides who leaves. An operator who sets MaxPeers below that (or adds
+// non-client peers) may let the dropper act.
 package node

@@ -158,7 +158,7 @@ func waitCapacity(t *testing.T, c *testClient, want uint64) {
 
 // eventually polls cond until it holds or the network timeout passes; for
 // state that only changes on another goroutine without a notification.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(netTimeout)
 	tick := time.NewTicker(5 * time.Millisecond)

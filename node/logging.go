@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common/mclock"
+	"github.com/ethereum/go-ethereum/event"
 	"github.com/ethereum/go-ethereum/p2p/enode"
 	"github.com/vflux-net/vflux/clientpool"
 )
@@ -15,29 +16,33 @@ const statusInterval = time.Minute
 
 // What the operator reads (INFO): clients connecting, getting capacity,
 // losing it and leaving, with the client's short ID (the prefix of the node ID
-// `vflux clients` prints) and what the node knows of the reason; the
-// operator's own changes over RPC (top-ups, limits, bias, prices); and a
-// status line every statusInterval. Everything else is DEBUG.
-//
-// Pool events carry no reason, so the reason is what the event stream and the
-// client registry tell: a disconnect the peer started is marked by the
-// registry before the pool publishes it (peerLeft); a client whose balance
-// ran out is seen as balanceExhausted before it loses capacity.
+// `vflux clients` prints) and the pool's reason (clientpool.Reason, the
+// event's); balance changes (old -> new), from the pool's events, so every
+// top-up is told whoever made it; the operator's own settings changes over
+// RPC; and a status line every statusInterval. Everything else is DEBUG, as
+// are the deactivation that only precedes a leaving client's disconnect and
+// the pool's refusals by the per-address bound (the pool logs those itself,
+// a line every few seconds however many there are).
 
 // clientStory is what the log loop remembers of a connected client. Times
 // are the events' pool-clock times.
 type clientStory struct {
-	capacity     uint64 // current capacity, 0 while inactive
-	exhausted    bool   // its positive balance ran out since it was last active
-	since        mclock.AbsTime
-	waitingSince mclock.AbsTime // when it last became inactive (or connected)
+	capacity uint64 // current capacity, 0 while inactive
+	since    mclock.AbsTime
+}
+
+// startLogLoop subscribes to the pool's events before it returns, so the log
+// misses no event decided after Start (a client connecting at once), and
+// runs logLoop on its own goroutine.
+func (s *Service) startLogLoop(done chan struct{}) {
+	events := make(chan clientpool.Event, eventBuffer)
+	sub := s.pool.SubscribeEvents(events)
+	go s.logLoop(events, sub, done)
 }
 
 // logLoop logs pool events and the status line until the service stops.
-func (s *Service) logLoop(done chan struct{}) {
+func (s *Service) logLoop(events <-chan clientpool.Event, sub event.Subscription, done chan struct{}) {
 	defer close(done)
-	events := make(chan clientpool.Event, eventBuffer)
-	sub := s.pool.SubscribeEvents(events)
 	defer sub.Unsubscribe()
 	clock := s.clients.clock
 	stories := make(map[enode.ID]*clientStory)
@@ -78,64 +83,50 @@ func (s *Service) logEvent(ev clientpool.Event, stories map[enode.ID]*clientStor
 	id := ev.ID.TerminalString()
 	st := stories[ev.ID]
 	if st == nil {
-		st = &clientStory{since: ev.Time, waitingSince: ev.Time}
-		if ev.Type != clientpool.EventDisconnected {
+		st = &clientStory{since: ev.Time}
+		if ev.Type == clientpool.EventConnected {
 			stories[ev.ID] = st
 		}
 	}
-	switch ev.Type {
-	case clientpool.EventConnected:
-		st.since, st.waitingSince = ev.Time, ev.Time
+	switch {
+	case ev.Type == clientpool.EventConnected:
 		s.log.Info("Client connected", "client", id)
-	case clientpool.EventActivated:
-		st.capacity, st.exhausted = ev.Capacity, false
+	case ev.Type == clientpool.EventActivated:
+		st.capacity = ev.Capacity
 		s.log.Info("Client activated", "client", id, "capacity", ev.Capacity)
-	case clientpool.EventCapacityChanged:
+	case ev.Type == clientpool.EventCapacityChanged:
 		old := st.capacity
 		st.capacity = ev.Capacity
 		s.log.Info("Client capacity changed", "client", id, "capacity", fmt.Sprintf("%d -> %d", old, ev.Capacity))
-	case clientpool.EventBalanceExhausted:
-		st.exhausted = true
+	case ev.Type == clientpool.EventBalanceExhausted:
 		s.log.Info("Client balance ran out", "client", id)
-	case clientpool.EventDeactivated:
-		reason := "a client of higher priority took its capacity, or the limits were lowered"
-		if st.exhausted {
-			reason = "its balance ran out"
-		}
-		st.capacity, st.waitingSince = 0, ev.Time
-		s.log.Info("Client deactivated", "client", id, "reason", reason)
-	case clientpool.EventDisconnected:
+	case ev.Type == clientpool.EventBalanceChanged:
+		s.log.Info("Balance changed", "client", id, "balance", fmt.Sprintf("%d -> %d", ev.OldBalance, ev.NewBalance))
+	case ev.Type == clientpool.EventDeactivated && ev.Reason == clientpool.ReasonPeerLeft:
+		st.capacity = 0
+		s.log.Debug("Client deactivated", "client", id, "reason", s.reason(ev))
+	case ev.Type == clientpool.EventDeactivated:
+		st.capacity = 0
+		s.log.Info("Client deactivated", "client", id, "reason", s.reason(ev))
+	case ev.Type == clientpool.EventDisconnected && ev.Reason == clientpool.ReasonTooManyFromAddress:
+		s.log.Debug("Client refused", "client", id, "reason", s.reason(ev))
+	case ev.Type == clientpool.EventDisconnected:
 		delete(stories, ev.ID)
-		s.log.Info("Client disconnected", "client", id, "reason", s.disconnectReason(ev, st),
+		s.log.Info("Client disconnected", "client", id, "reason", s.reason(ev),
 			"connected", time.Duration(ev.Time-st.since).Round(time.Second))
 	default:
 		s.log.Debug("Pool event", "type", ev.Type, "client", id, "capacity", ev.Capacity)
 	}
 }
 
-// disconnectReason is what the node knows of why a client left: the peer's
-// own doing (marked by the registry), the node stopping, or the pool's drop
-// of an active client or of a waiting one, which either waited its whole
-// allowance or ranked lowest when a newcomer needed a waiting slot.
-func (s *Service) disconnectReason(ev clientpool.Event, st *clientStory) string {
-	left := s.clients.takePeerLeft(ev.ID)
-	switch {
-	case left && s.stopping.Load():
+// reason is the pool's reason for a deactivation or disconnect, except that
+// a peer leaving while the node stops (it closes every peer) left because
+// the node stopped: the pool cannot tell the two apart.
+func (s *Service) reason(ev clientpool.Event) string {
+	if ev.Reason == clientpool.ReasonPeerLeft && s.stopping.Load() {
 		return "node stopping"
-	case left:
-		return "peer left"
-	case st.capacity != 0:
-		return "evicted"
 	}
-	waited := time.Duration(ev.Time - st.waitingSince)
-	prefix := "evicted while waiting: "
-	if st.exhausted {
-		prefix = "evicted while waiting after its balance ran out: "
-	}
-	if allowance := s.cfg.InactiveAllowance; waited >= allowance {
-		return prefix + fmt.Sprintf("it waited its inactive allowance (%v) without capacity", allowance)
-	}
-	return prefix + fmt.Sprintf("the waiting slots were full and it ranked lowest (waited %v)", waited.Round(time.Millisecond))
+	return string(ev.Reason)
 }
 
 // requestCounts are the request meters' totals at one moment.
@@ -167,9 +158,4 @@ func (s *Service) logStatus(last requestCounts) {
 		"full", full,
 		"served/min", last.served, "dropped/min", last.dropped,
 		"tokens", s.pool.TotalTokenAmount())
-}
-
-// logTopUp tells the operator about a balance change made over RPC.
-func (s *Service) logTopUp(id enode.ID, amount int64, oldBal, newBal uint64) {
-	s.log.Info("Balance changed", "client", id.TerminalString(), "amount", amount, "balance", fmt.Sprintf("%d -> %d", oldBal, newBal))
 }

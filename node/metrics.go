@@ -56,7 +56,9 @@ func markEvent(ev clientpool.Event) {
 	case clientpool.EventDeactivated:
 		deactivatedMeter.Mark(1)
 	case clientpool.EventDisconnected:
-		disconnectedMeter.Mark(1)
+		if ev.Reason != clientpool.ReasonTooManyFromAddress { // refused: it never connected
+			disconnectedMeter.Mark(1)
+		}
 	case clientpool.EventBalanceExhausted:
 		exhaustedMeter.Mark(1)
 	}

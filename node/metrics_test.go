@@ -45,3 +45,15 @@ func TestTheDroppedEventsGaugeCountsEventsASlowSubscriberLost(t *testing.T) {
 		t.Fatalf("vflux_events_dropped_total = %d, want the pool's %d", got, dropped)
 	}
 }
+
+func TestARefusedClientIsNotCountedAsADisconnect(t *testing.T) {
+	before := disconnectedMeter.Snapshot().Count()
+	markEvent(clientpool.Event{Type: clientpool.EventDisconnected, Reason: clientpool.ReasonTooManyFromAddress})
+	if got := disconnectedMeter.Snapshot().Count(); got != before {
+		t.Fatalf("a refusal moved vflux_clients_disconnected_total from %d to %d; it never connected", before, got)
+	}
+	markEvent(clientpool.Event{Type: clientpool.EventDisconnected, Reason: clientpool.ReasonPeerLeft})
+	if got := disconnectedMeter.Snapshot().Count(); got != before+1 {
+		t.Fatalf("a client that left moved vflux_clients_disconnected_total from %d to %d, want +1", before, got)
+	}
+}

@@ -58,6 +58,9 @@ func New(stack *gethnode.Node, cfg Config) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := checkGoverned(stack.Server().Protocols, cfg.Govern); err != nil {
+		return nil, err
+	}
 	clock := cfg.Clock
 	if clock == nil {
 		clock = mclock.System{}
@@ -93,14 +96,22 @@ func New(stack *gethnode.Node, cfg Config) (*Service, error) {
 		}
 	}
 	s := &Service{
-		cfg:     cfg,
-		stack:   stack,
-		db:      db,
-		pool:    pool,
-		server:  server,
-		clients: newClientRegistry(pool, clock),
-		log:     log.Root(),
-		quit:    make(chan struct{}),
+		cfg:    cfg,
+		stack:  stack,
+		db:     db,
+		pool:   pool,
+		server: server,
+		clients: newClientRegistry(pool, clock, cfg.InactiveAllowance, flowConfig{
+			clock:      clock,
+			minCap:     cfg.MinCap,
+			costBase:   params.RequestCostBase,
+			costPerKB:  params.RequestCostPerKB,
+			bufferSecs: params.BufferSecs,
+			queueBytes: governQueueBytes,
+			costs:      codeCosts(cfg.GovernCosts),
+		}),
+		log:  log.Root(),
+		quit: make(chan struct{}),
 	}
 	s.handler = protocol.NewHandler(protocol.Config{
 		Pool:              s.clients,
@@ -109,6 +120,7 @@ func New(stack *gethnode.Node, cfg Config) (*Service, error) {
 		InactiveAllowance: cfg.InactiveAllowance,
 		Clock:             clock,
 	})
+	s.governProtocols(stack.Server().Protocols, cfg.Govern)
 	stack.RegisterProtocols([]p2p.Protocol{s.handler.Protocol()})
 	stack.RegisterLifecycle(s)
 	stack.RegisterAPIs([]rpc.API{{Namespace: rpcNamespace, Service: &API{s: s}}})
@@ -146,7 +158,7 @@ func (s *Service) Start() error {
 	s.loopDone = make(chan struct{})
 	go s.metricsLoop(s.loopDone)
 	s.logDone = make(chan struct{})
-	go s.logLoop(s.logDone)
+	s.startLogLoop(s.logDone)
 	srv := s.stack.Server()
 	if disc := srv.DiscoveryV5(); disc != nil {
 		disc.RegisterTalkHandler(params.TalkProtocolID, talkHandler(s.server))
@@ -165,7 +177,8 @@ func (s *Service) Start() error {
 
 // Stop stops serving in SPEC 6's order: the request server (it answers nothing
 // from then on; discv5 cannot unregister a handler), the peer loops (they
-// return DiscQuitting and are waited for), the pool (persists every balance),
+// return DiscQuitting and are waited for; governed protocols read
+// DiscQuitting and new clients are refused), the pool (persists every balance),
 // then the database. A second Stop does nothing.
 func (s *Service) Stop() error {
 	s.mu.Lock()
@@ -177,6 +190,7 @@ func (s *Service) Stop() error {
 	s.stopping.Store(true)
 	s.server.Stop()
 	s.handler.Stop()
+	s.clients.stop()
 	close(s.quit)
 	if s.loopDone != nil {
 		<-s.loopDone

@@ -4,7 +4,8 @@
 //
 // It owns the wire messages (protocol.go), the per-client server loop
 // (handler.go, handlers.go, peer.go), request metering with Busy replies
-// (metering.go), its metrics (metrics.go) and the client side used by tests, the
+// (metering.go; its buffer is exported as Meter for the node's governed
+// protocols), its metrics (metrics.go) and the client side used by tests, the
 // CLI and the devnet (client.go). It knows nothing of how the pool decides: it
 // talks to it through the Backend interface (satisfied by
 // *clientpool.ClientPool) and serves vflux batches through RequestServer

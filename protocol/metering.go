@@ -90,3 +90,25 @@ func (m *meter) charge(cost uint64) {
 	m.recharge()
 	m.buf -= float64(cost)
 }
+
+// Meter is the same flow-control buffer for other users of the metering rule:
+// the node's governed protocols (SPEC 11) keep one per client, shared by all
+// of its governed protocols. It is not safe for concurrent use; its owner
+// locks it.
+type Meter struct{ meter }
+
+// NewMeter returns a full buffer recharging at rate cost units per second, up
+// to rate*bufferSecs.
+func NewMeter(clock mclock.Clock, rate, bufferSecs uint64) *Meter {
+	return &Meter{*newMeter(clock, rate, bufferSecs)}
+}
+
+// SetRate changes the recharge rate from now on (see meter.setRate).
+func (m *Meter) SetRate(rate uint64) { m.setRate(rate) }
+
+// Admit reports whether cost fits in the buffer now and, if not, how long
+// until it would (see meter.admit).
+func (m *Meter) Admit(cost uint64) (time.Duration, bool) { return m.admit(cost) }
+
+// Charge takes cost from the buffer; it may go below zero.
+func (m *Meter) Charge(cost uint64) { m.charge(cost) }

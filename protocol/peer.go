@@ -224,3 +224,7 @@ func readHandshake(msgs <-chan rawMsg, errc <-chan error, sent <-chan error, wan
 	}
 	return hs, nil
 }
+
+// Conn returns the connection the client runs on. The node uses it to make a
+// peer that also runs governed protocols one pool client (SPEC 11).
+func (p *peer) Conn() *p2p.Peer { return p.p }

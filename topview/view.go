@@ -56,6 +56,9 @@ type Event struct {
 	Name     string // the client's label, as Client.Name ("" = none)
 	Capacity uint64
 	Reason   string // why, where the event says ("" = it does not)
+	// Balance is [old, new] positive balance, on balanceChanged (nil: the
+	// event has none).
+	Balance *[2]uint64
 }
 
 // Snapshot is everything one frame shows.
@@ -271,6 +274,9 @@ func renderEvents(b *strings.Builder, events []Event, note string) {
 		var details []string
 		if ev.Type == "activated" || ev.Type == "capacityChanged" {
 			details = append(details, fmt.Sprintf("capacity %d", ev.Capacity))
+		}
+		if ev.Balance != nil {
+			details = append(details, fmt.Sprintf("balance %d -> %d", ev.Balance[0], ev.Balance[1]))
 		}
 		if ev.Reason != "" {
 			details = append(details, "reason: "+ev.Reason)

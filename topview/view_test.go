@@ -27,6 +27,7 @@ func fullByCount() Snapshot {
 		Events: []Event{
 			{Time: at.Add(-3 * time.Second), Type: "connected", ID: "f00dbabe" + strings.Repeat("0", 56)},
 			{Time: at.Add(-2 * time.Second), Type: "capacityChanged", ID: "3f2a91c0" + strings.Repeat("2", 56), Capacity: 2000},
+			{Time: at.Add(-2 * time.Second), Type: "balanceChanged", ID: "3f2a91bf" + strings.Repeat("4", 56), Capacity: 2000, Balance: &[2]uint64{0, 100000000}},
 			{Time: at.Add(-1 * time.Second), Type: "disconnected", ID: "77777777" + strings.Repeat("5", 56), Reason: "evicted by priority"},
 		},
 	}
@@ -35,7 +36,7 @@ func fullByCount() Snapshot {
 // The golden frame: the header says the node is full by count although most
 // capacity is unused, the client table is aligned (text left, numbers right),
 // active clients come first by capacity (ties by ID), IDs are short, and
-// events show their capacity or reason.
+// events show their capacity, balance change or reason.
 const fullByCountFrame = `vflux top  /tmp/vflux-devnet-4242.ipc  2026-12-04 07:51:02 UTC
 limits   4 active slots, capacity 40000, minCap 1000, up to 1 waiting
 load     active 4/4, capacity 6000/40000, waiting 1/1, 199000000 tokens held
@@ -54,6 +55,7 @@ clients  5 connected
 events   latest last
   07:50:59  f00dbabe  connected
   07:51:00  3f2a91c0  capacityChanged   capacity 2000
+  07:51:00  3f2a91bf  balanceChanged    balance 0 -> 100000000
   07:51:01  77777777  disconnected      reason: evicted by priority
 `
 

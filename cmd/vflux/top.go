@@ -195,6 +195,7 @@ type topEvent struct {
 	Capacity uint64          `json:"capacity"`
 	Time     json.RawMessage `json:"time"`
 	Reason   string          `json:"reason"`
+	Balance  *[2]uint64      `json:"balance"`
 }
 
 func (w *topWatch) addEvent(msg json.RawMessage) {
@@ -210,7 +211,7 @@ func (w *topWatch) addEvent(msg json.RawMessage) {
 			at = t.Local()
 		}
 	}
-	w.events.Add(topview.Event{Time: at, Type: ev.Type, ID: ev.ID, Capacity: ev.Capacity, Reason: ev.Reason})
+	w.events.Add(topview.Event{Time: at, Type: ev.Type, ID: ev.ID, Capacity: ev.Capacity, Reason: ev.Reason, Balance: ev.Balance})
 }
 
 // isTerminal reports whether out is a terminal, where live views redraw in

@@ -79,7 +79,10 @@ func TestTopShowsEveryClientWithShortIDStateCapacityAndSpendAndFollowsEvents(t *
 	live := startE2EProc(t, "live top", "top", "--interval", "100ms", "--datadir", dir)
 	live.out.wait(t, regexp.MustCompile(`^\s+`+waiting.id.String()[:8]+`\s+inactive\s`), live.exited)
 	free.cl.Close()
-	live.out.wait(t, regexp.MustCompile(`^\s+\d\d:\d\d:\d\d\s+`+free.id.String()[:8]+`\s+disconnected`), live.exited)
+	// It leaves while active: deactivated, then disconnected, with the
+	// pool's reason.
+	live.out.wait(t, regexp.MustCompile(`^\s+\d\d:\d\d:\d\d\s+`+free.id.String()[:8]+`\s+deactivated\s+reason: peer left$`), live.exited)
+	live.out.wait(t, regexp.MustCompile(`^\s+\d\d:\d\d:\d\d\s+`+free.id.String()[:8]+`\s+disconnected\s+reason: peer left$`), live.exited)
 	live.out.wait(t, regexp.MustCompile(`^\s+\d\d:\d\d:\d\d\s+`+waiting.id.String()[:8]+`\s+activated\s+capacity 1000$`), live.exited)
 	live.out.wait(t, regexp.MustCompile(`^\s+`+waiting.id.String()[:8]+`\s+active\s+1000\s`), live.exited)
 	live.interrupt(t)
