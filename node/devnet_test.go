@@ -71,9 +71,9 @@ func TestTheDevnetDrawsTheLiveViewWithEachClientsShortIDAndName(t *testing.T) {
 
 	// Wait for frames where the paid client holds the capacity it asked for
 	// and where a client is offline with a reason: four clients for two
-	// slots and one waiting place, so the server turns one away.
+	// slots and one waiting place, so the pool turns one away.
 	paidActive := regexp.MustCompile(`\n  [0-9a-f]{8}  paid-1  active\s+2000\s`)
-	offline := regexp.MustCompile(`\noffline  dialling again 2s after they left or failed\n(  .*\n)*  [0-9a-f]{8}  free-\d  (left \d\d:\d\d:\d\d|(dial failed|turned away) \d\d:\d\d:\d\d: \S)`)
+	offline := regexp.MustCompile(`\noffline  dialling again 2s after they left or failed\n(  .*\n)*  [0-9a-f]{8}  free-\d  (left|turned away|dial failed) \d\d:\d\d:\d\d: \S`)
 	var seen strings.Builder
 	timeout := deadline()
 	for !paidActive.MatchString(seen.String()) || !offline.MatchString(seen.String()) {
@@ -134,6 +134,7 @@ func TestTheDevnetDrawsTheLiveViewWithEachClientsShortIDAndName(t *testing.T) {
 		regexp.MustCompile(`\nstatus   (FULL by count|FULL by capacity|room for)`),
 		regexp.MustCompile(`\n  [0-9a-f]{8}  free-\d\s+(active|inactive)\s`),
 		regexp.MustCompile(`\n  \d\d:\d\d:\d\d  [0-9a-f]{8}  paid-1  capacityChanged   capacity 2000\n`),
+		regexp.MustCompile(`\n  \d\d:\d\d:\d\d  [0-9a-f]{8}  free-\d  disconnected      reason: waiting slots full\n`),
 		regexp.MustCompile(`\ndevnet stopped after \d+s\n$`),
 	} {
 		if !want.MatchString(text) {

@@ -46,10 +46,9 @@ func TopClients(infos map[string]ClientInfo) []topview.Client {
 }
 
 // topEvent is a pool event as the devnet's live view shows it, named as
-// vflux_subscribe("events") names it for `vflux top`. Its time is when the
-// devnet received it, as `vflux top` takes the arrival time when the event
-// carries no wall-clock time.
+// vflux_subscribe("events") names it for `vflux top`, at the wall-clock time
+// the pool decided, with its reason and balance change.
 func topEvent(ev clientpool.Event) topview.Event {
 	j := eventJSON(ev)
-	return topview.Event{Time: time.Now(), Type: j.Type, ID: j.ID, Capacity: j.Capacity}
+	return topview.Event{Time: ev.Wall.Local(), Type: j.Type, ID: j.ID, Capacity: j.Capacity, Reason: j.Reason, Balance: j.Balance}
 }
