@@ -144,7 +144,7 @@ type Devnet struct {
 	start   time.Time
 
 	// The live view's state, owned by watch.
-	preamble   string // what the devnet is and how to reach it, above the first frame
+	preamble   string // what the devnet is and how to reach it: above the first frame, or every one when redrawn
 	frames     int
 	spend      topview.SpendMeter
 	events     topview.EventLog
