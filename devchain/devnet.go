@@ -37,7 +37,7 @@ type Workload struct {
 // with this config. Close it after the devnet ends.
 func NewWorkload(cfg Config) *Workload { return &Workload{cfg: cfg} }
 
-// Name heads the devnet's column of served bytes.
+// Name heads the devnet view's column of served KiB/s ("ETH KIB/S").
 func (w *Workload) Name() string { return "eth" }
 
 // Setup registers the dev chain on the devnet server's stack.

@@ -45,13 +45,13 @@ func (w *watchedWorkload) Setup(stack *gethnode.Node) error {
 	return nil
 }
 
-func TestDevnetClientsDownloadTheDevChainOverEthAndTheTableShowsIt(t *testing.T) {
+func TestDevnetClientsDownloadTheDevChainOverEthAndTheViewShowsIt(t *testing.T) {
 	cfg := node.DefaultDevnetConfig()
 	cfg.Clients, cfg.Paid = 3, 1
 	cfg.Server.MaxClients, cfg.Server.MaxInactive = 2, 2
 	cfg.Server.Govern = []string{"eth", "snap"}
 	cfg.Duration = 3 * time.Second
-	cfg.Progress, cfg.Table = time.Second, time.Second
+	cfg.Progress = time.Second
 	cfg.IPCPath = ""
 	w := &watchedWorkload{Workload: NewWorkload(Config{Period: 1})}
 	defer w.Close()
@@ -69,11 +69,11 @@ func TestDevnetClientsDownloadTheDevChainOverEthAndTheTableShowsIt(t *testing.T)
 		t.Fatalf("the devnet did not stop %v after its duration", testTimeout)
 	}
 	text := out.String()
-	if !bytes.Contains(out.Bytes(), []byte("eth served KiB/s")) {
-		t.Fatalf("no eth column in the table:\n%s", text)
+	if !regexp.MustCompile(`\n  ID\s+NAME\s+STATE\s+CAPACITY  ETH KIB/S  POS BALANCE`).MatchString(text) {
+		t.Fatalf("no eth column next to the capacity in the view:\n%s", text)
 	}
 	// Active clients were served eth data.
-	rows := regexp.MustCompile(`(client-\d[^\n]*?)\s+active\s+\d+\s+([0-9.]+)\s`).FindAllStringSubmatch(text, -1)
+	rows := regexp.MustCompile(`\n  [0-9a-f]{8}  ((?:paid|free)-\d)\s+active\s+\d+\s+([0-9.]+)\s`).FindAllStringSubmatch(text, -1)
 	served := 0
 	for _, r := range rows {
 		if rate, _ := strconv.ParseFloat(r[2], 64); rate > 0 {

@@ -3,18 +3,14 @@ package node
 import (
 	"context"
 	"crypto/ecdsa"
-	"errors"
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
 
 	"github.com/ethereum/go-ethereum/crypto"
@@ -23,6 +19,7 @@ import (
 	"github.com/ethereum/go-ethereum/p2p/enode"
 	"github.com/vflux-net/vflux/clientpool"
 	"github.com/vflux-net/vflux/protocol"
+	"github.com/vflux-net/vflux/topview"
 	"github.com/vflux-net/vflux/vflux"
 )
 
@@ -35,10 +32,12 @@ type DevnetConfig struct {
 	PaidCap    uint64        // capacity paid clients ask for (0 = 2*mincap)
 	Server     Config        // the server's vflux config (Serve is implied)
 	Duration   time.Duration // 0 = until ctx ends
-	Progress   time.Duration // progress line interval
-	Table      time.Duration // client table interval
+	Progress   time.Duration // time between frames of the live view
 	Redial     time.Duration // how long a disconnected client waits before dialing again
 	IPCPath    string        // IPC endpoint of the server ("" = none)
+	// Redraw draws every frame in place (the output is a terminal); else
+	// frames follow each other, separated by a blank line.
+	Redraw bool
 	// Workload, if set, adds traffic over other protocols of the server's
 	// stack (package devchain's eth downloads); Server.Govern names the
 	// protocols the pool governs.
@@ -48,7 +47,7 @@ type DevnetConfig struct {
 // DevnetWorkload is traffic of the devnet's clients over protocols other
 // than vfx/1 (this package does not import them: see package devchain).
 type DevnetWorkload interface {
-	// Name heads the devnet table's column of served bytes, e.g. "eth".
+	// Name heads the live view's column of served KiB/s, e.g. "eth".
 	Name() string
 	// Setup registers the server side on the devnet server's stack; it runs
 	// before New, so that the pool can govern what it registers.
@@ -74,7 +73,6 @@ func DefaultDevnetConfig() DevnetConfig {
 		PaidTokens: big.NewInt(1e8),
 		Server:     srv,
 		Progress:   time.Second,
-		Table:      5 * time.Second,
 		Redial:     2 * time.Second,
 		IPCPath:    DevnetIPCPath(),
 	}
@@ -95,7 +93,7 @@ func (c DevnetConfig) validate() error {
 		return fmt.Errorf("%w: paid clients must be 0 to %d, got %d", ErrInvalidConfig, c.Clients, c.Paid)
 	case c.PaidTokens == nil || c.PaidTokens.Sign() < 0 || !c.PaidTokens.IsInt64():
 		return fmt.Errorf("%w: paid tokens must be 0 to 2^63-1", ErrInvalidConfig)
-	case c.Progress <= 0 || c.Table <= 0 || c.Redial <= 0:
+	case c.Progress <= 0 || c.Redial <= 0:
 		return fmt.Errorf("%w: devnet intervals must be positive", ErrInvalidConfig)
 	case c.Duration < 0:
 		return fmt.Errorf("%w: negative duration", ErrInvalidConfig)
@@ -107,16 +105,32 @@ func (c DevnetConfig) validate() error {
 // connection: go-ethereum's dialer will not redial a node within 35 s of the
 // last attempt, which would freeze the demo.
 type devClient struct {
-	name string
+	name string // "paid-1", "free-3": the NAME the live view shows
 	paid bool
 	key  *ecdsa.PrivateKey
 	id   enode.ID
 
 	served atomic.Uint64 // workload bytes served, over all connections
-	// lastServed and lastTable are the counter at the previous table and its
-	// time; only the table printer uses them.
+	// dialFailed is its last dial's failure while it is not connected (nil
+	// once it connects); its runClient goroutine sets it.
+	dialFailed atomic.Pointer[dialFailure]
+
+	// The rest belongs to the goroutine that draws the view (watch).
+	// lastServed and lastFrame are the counter at the previous frame and its
+	// time.
 	lastServed uint64
-	lastTable  time.Time
+	lastFrame  time.Time
+	// left is its last disconnected event: when and why it left.
+	left topview.Event
+}
+
+// dialFailure is when and why a client's dial failed: the server's p2p
+// layer turns dials away once MaxClients plus the waiting slots are
+// connected, before the pool sees them; or the pool took the client in and
+// let it go at once (its waiting room was full).
+type dialFailure struct {
+	started, at time.Time
+	err         error
 }
 
 // Devnet is a running demo network.
@@ -126,10 +140,15 @@ type Devnet struct {
 	stack   *gethnode.Node
 	svc     *Service
 	clients []*devClient
-	byID    map[enode.ID]*devClient
+	byID    map[string]*devClient // by hex node ID, as the API keys clients
 	start   time.Time
 
-	outMu sync.Mutex // serialises writes to out
+	// The live view's state, owned by watch.
+	preamble   string // what the devnet is and how to reach it: above the first frame, or every one when redrawn
+	frames     int
+	spend      topview.SpendMeter
+	events     topview.EventLog
+	eventsNote string
 }
 
 // RunDevnet starts the network, prints the pool's state to out as it
@@ -143,7 +162,7 @@ func RunDevnet(ctx context.Context, cfg DevnetConfig, out io.Writer) error {
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
-	d := &Devnet{cfg: cfg, out: out, byID: make(map[enode.ID]*devClient), start: time.Now()}
+	d := &Devnet{cfg: cfg, out: out, byID: make(map[string]*devClient), start: time.Now()}
 	if err := d.startServer(); err != nil {
 		return err
 	}
@@ -155,14 +174,23 @@ func RunDevnet(ctx context.Context, cfg DevnetConfig, out io.Writer) error {
 		return err
 	}
 	self := d.stack.Server().Self()
-	d.printf("devnet: 1 server, %d clients (%d paid with %s tokens each), room for %d active, %d waiting\n",
-		cfg.Clients, cfg.Paid, cfg.PaidTokens, cfg.Server.MaxClients, cfg.Server.InactiveSlots())
-	d.printf("server  %s\n", self.String())
+	var pre strings.Builder
+	fmt.Fprintf(&pre, "devnet: 1 server, %d clients (%d paid with %s tokens each), room for %d active, %d waiting\n",
+		cfg.Clients, cfg.Paid, cfg.PaidTokens, cfg.Server.MaxClients, cfg.Server.PoolMaxInactive())
+	fmt.Fprintf(&pre, "server  %s\n", self.String())
 	if ep := d.stack.IPCEndpoint(); ep != "" {
-		d.printf("rpc     %s   (try: vflux clients --rpc %s)\n", ep, ep)
+		fmt.Fprintf(&pre, "rpc     %s   (try: vflux clients --rpc %s)\n", ep, ep)
 	}
-	d.printf("query   vflux query %s\n\n", self.URLv4())
+	fmt.Fprintf(&pre, "query   vflux query %s\n\n", self.URLv4())
+	d.preamble = pre.String()
+	if !cfg.Redraw {
+		io.WriteString(d.out, d.preamble)
+	}
 
+	// Subscribed before the clients start, so the view has every event.
+	events := make(chan clientpool.Event, eventBuffer)
+	sub := d.svc.Pool().SubscribeEvents(events)
+	defer sub.Unsubscribe()
 	var wg sync.WaitGroup
 	for _, c := range d.clients {
 		wg.Add(1)
@@ -171,10 +199,9 @@ func RunDevnet(ctx context.Context, cfg DevnetConfig, out io.Writer) error {
 			d.runClient(ctx, c)
 		}()
 	}
-	d.watch(ctx)
+	d.watch(ctx, events, sub.Err())
 	wg.Wait()
-	d.printTable()
-	d.printf("devnet stopped after %v\n", time.Since(d.start).Round(time.Second))
+	fmt.Fprintf(d.out, "devnet stopped after %v\n", time.Since(d.start).Round(time.Second))
 	return nil
 }
 
@@ -220,15 +247,18 @@ func (d *Devnet) makeClients() error {
 			return err
 		}
 		c := &devClient{
-			name: fmt.Sprintf("client-%d", i+1),
+			name: fmt.Sprintf("free-%d", i+1),
 			paid: i < d.cfg.Paid,
 			key:  key,
 			id:   enode.PubkeyToIDV4(&key.PublicKey),
 
-			lastTable: d.start,
+			lastFrame: d.start,
+		}
+		if c.paid {
+			c.name = fmt.Sprintf("paid-%d", i+1)
 		}
 		d.clients = append(d.clients, c)
-		d.byID[c.id] = c
+		d.byID[c.id.String()] = c
 	}
 	return nil
 }
@@ -286,23 +316,23 @@ func (d *Devnet) fund() error {
 // paid, wait for the disconnect, wait Redial, repeat.
 func (d *Devnet) runClient(ctx context.Context, c *devClient) {
 	for ctx.Err() == nil {
+		started := time.Now()
 		srv, cl, err := d.connect(ctx, c)
+		if err != nil && ctx.Err() == nil {
+			c.dialFailed.Store(&dialFailure{started: started, at: time.Now(), err: err})
+		}
 		if err == nil {
+			c.dialFailed.Store(nil)
 			if c.paid {
 				want := d.cfg.PaidCap
 				if want == 0 {
 					want = 2 * d.cfg.Server.MinCap
 				}
+				// What it gets shows in the view: the pool's
+				// capacityChanged event and the client's row.
 				rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
-				reply, err := cl.RequestCapacity(rctx, want, 0)
+				cl.RequestCapacity(rctx, want, 0)
 				rcancel()
-				if err == nil {
-					note := ""
-					if reply.Msg != "" {
-						note = " (" + reply.Msg + ")"
-					}
-					d.printf("%s  %s asked for capacity %d: granted %d%s\n", d.stamp(), c.name, want, reply.Capacity, note)
-				}
 			}
 			if !d.serve(ctx, cl) {
 				cl.Close()
@@ -342,128 +372,4 @@ func (d *Devnet) serve(ctx context.Context, cl *protocol.Client) bool {
 			return false
 		}
 	}
-}
-
-// watch prints pool events as they happen, a progress line every Progress
-// and the client table every Table, until ctx ends.
-func (d *Devnet) watch(ctx context.Context) {
-	events := make(chan clientpool.Event, eventBuffer)
-	sub := d.svc.Pool().SubscribeEvents(events)
-	defer sub.Unsubscribe()
-	progress := time.NewTicker(d.cfg.Progress)
-	defer progress.Stop()
-	table := time.NewTicker(d.cfg.Table)
-	defer table.Stop()
-	var nevents int
-	for {
-		select {
-		case ev := <-events:
-			nevents++
-			d.printEvent(ev)
-		case <-progress.C:
-			d.printProgress(nevents)
-		case <-table.C:
-			d.printTable()
-		case <-ctx.Done():
-			return
-		case err := <-sub.Err():
-			if err != nil && !errors.Is(err, context.Canceled) {
-				d.printf("event subscription ended: %v\n", err)
-			}
-			return
-		}
-	}
-}
-
-func (d *Devnet) stamp() string {
-	return fmt.Sprintf("[%6.1fs]", time.Since(d.start).Seconds())
-}
-
-func (d *Devnet) printf(format string, args ...interface{}) {
-	d.outMu.Lock()
-	defer d.outMu.Unlock()
-	fmt.Fprintf(d.out, format, args...)
-}
-
-func (d *Devnet) name(id enode.ID) string {
-	if c := d.byID[id]; c != nil {
-		if c.paid {
-			return c.name + " (paid)"
-		}
-		return c.name
-	}
-	return id.TerminalString()
-}
-
-func (d *Devnet) printEvent(ev clientpool.Event) {
-	what := eventNames[ev.Type]
-	switch ev.Type {
-	case clientpool.EventActivated, clientpool.EventCapacityChanged:
-		what = fmt.Sprintf("%s, capacity %d", what, ev.Capacity)
-	}
-	d.printf("%s  %-18s %s\n", d.stamp(), d.name(ev.ID), what)
-}
-
-func (d *Devnet) printProgress(nevents int) {
-	pool := d.svc.Pool()
-	count, capacity := pool.Active()
-	maxCount, maxCap := pool.Limits()
-	d.printf("%s  -- active %d/%d, capacity %d/%d, waiting %d, tokens held %d, %d events\n",
-		d.stamp(), count, maxCount, capacity, maxCap, pool.Inactive(), pool.TotalTokenAmount(), nevents)
-}
-
-// servedRate is the client's workload bytes served per second since the
-// previous call (since the devnet started at the first), in KiB/s.
-func (c *devClient) servedRate() float64 {
-	now, served := time.Now(), c.served.Load()
-	var rate float64
-	if secs := now.Sub(c.lastTable).Seconds(); secs > 0 {
-		rate = float64(served-c.lastServed) / 1024 / secs
-	}
-	c.lastServed, c.lastTable = served, now
-	return rate
-}
-
-// printTable prints every client's state and balances.
-func (d *Devnet) printTable() {
-	connected := make(map[enode.ID]connectedClient)
-	for _, c := range d.svc.clients.snapshot() {
-		connected[c.node.ID()] = c
-	}
-	d.outMu.Lock()
-	defer d.outMu.Unlock()
-	tw := tabwriter.NewWriter(d.out, 0, 0, 2, ' ', 0)
-	served := ""
-	if d.cfg.Workload != nil {
-		served = "\t" + d.cfg.Workload.Name() + " served KiB/s"
-	}
-	fmt.Fprintf(tw, "%s\tclient\tstate\tcapacity%s\tbalance\tnegative balance\n", d.stamp(), served)
-	clients := append([]*devClient(nil), d.clients...)
-	sort.Slice(clients, func(i, j int) bool { return clients[i].name < clients[j].name })
-	for _, c := range clients {
-		state, capacity := "offline", uint64(0)
-		var pos, neg uint64
-		if cc, ok := connected[c.id]; ok {
-			state, capacity = "waiting", cc.capacity
-			if capacity > 0 {
-				state = "active"
-			}
-			pos, neg = cc.balance.GetBalance()
-		} else {
-			d.svc.Pool().BalanceOperation(c.id, vflux.FreeClientID(c.id, net.IPv4(127, 0, 0, 1)), func(op clientpool.AtomicBalanceOperator) {
-				pos, neg = op.GetBalance()
-			})
-		}
-		name := c.name
-		if c.paid {
-			name += " (paid)"
-		}
-		rate := ""
-		if d.cfg.Workload != nil {
-			rate = fmt.Sprintf("\t%.1f", c.servedRate())
-		}
-		fmt.Fprintf(tw, "\t%s\t%s\t%d%s\t%d\t%d\n", name, state, capacity, rate, pos, neg)
-	}
-	tw.Flush()
-	fmt.Fprintln(d.out, strings.Repeat("-", 60))
 }

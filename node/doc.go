@@ -24,6 +24,13 @@
 // handshake, so no peer holds a slot the pool cannot see (protocol/doc.go,
 // "Peer slots").
 //
+// The devnet (devnet.go, devnet_view.go) draws that same view: one goroutine
+// (watch) owns it, adds every pool event to a topview.EventLog and every
+// Progress reads the in-process API (the RPC's code path) into a frame; it
+// adds only what the devnet alone knows: each client's name (paid-N,
+// free-N), its workload's served rate and, below the view, the clients that
+// are offline with when they left or why their last dial failed.
+//
 // The "vflux" RPC namespace mints tokens (addBalance) and HTTP/WebSocket have
 // no authentication: Start logs a warning for each such endpoint that serves it
 // (rpc_exposure.go); IPC, the default, is the safe way in.

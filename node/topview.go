@@ -3,6 +3,7 @@ package node
 import (
 	"time"
 
+	"github.com/vflux-net/vflux/clientpool"
 	"github.com/vflux-net/vflux/topview"
 )
 
@@ -42,4 +43,12 @@ func TopClients(infos map[string]ClientInfo) []topview.Client {
 		})
 	}
 	return clients
+}
+
+// topEvent is a pool event as the devnet's live view shows it, named as
+// vflux_subscribe("events") names it for `vflux top`, at the wall-clock time
+// the pool decided, with its reason and balance change.
+func topEvent(ev clientpool.Event) topview.Event {
+	j := eventJSON(ev)
+	return topview.Event{Time: ev.Wall.Local(), Type: j.Type, ID: j.ID, Capacity: j.Capacity, Reason: j.Reason, Balance: j.Balance}
 }

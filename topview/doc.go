@@ -9,7 +9,13 @@
 //     by whoever collects it. `vflux top` fills them over the "vflux" RPC
 //     namespace; the devnet can fill them from its in-process pool.
 //   - Render, a pure function from a Snapshot to text: same input, same
-//     bytes. It writes no escape codes; redrawing in place is the caller's.
+//     bytes, no escape codes. Columns a collector may not have (a client's
+//     Name, the Served figure under the Snapshot's ServedHeader: the
+//     devnet's labels and eth download) appear only when set, so a frame
+//     without them is the same as before they existed.
+//   - Framed, which prepares a frame for its output: the clear-screen escape
+//     before it on a terminal (redraw in place), a blank line between frames
+//     elsewhere. `vflux top` and the devnet share it.
 //   - ShortID, the one form clients are named by in the view and the devnet:
 //     the first 8 hex digits of the node ID, a prefix of the full ID that
 //     `vflux clients` and the RPC print, so the two can be matched by eye or

@@ -35,6 +35,14 @@ type Client struct {
 	// only when SpendKnown.
 	Spend      float64
 	SpendKnown bool
+	// Name is a label the collector knows the client by (the devnet's
+	// "paid-1"); a NAME column next to the ID shows it when any client has
+	// one.
+	Name string
+	// Served is the client's figure in the Snapshot's ServedHeader column
+	// (the devnet's eth download in KiB/s), next to the capacity; not shown
+	// without a ServedHeader.
+	Served float64
 }
 
 // Active reports whether the client holds capacity.
@@ -45,6 +53,7 @@ type Event struct {
 	Time     time.Time
 	Type     string // connected, activated, capacityChanged, deactivated, disconnected, ...
 	ID       string // node ID
+	Name     string // the client's label, as Client.Name ("" = none)
 	Capacity uint64
 	Reason   string // why, where the event says ("" = it does not)
 	// Balance is [old, new] positive balance, on balanceChanged (nil: the
@@ -62,6 +71,9 @@ type Snapshot struct {
 	// EventsNote says, below the events, why there are no (more) events:
 	// HTTP has no subscriptions, or the subscription ended.
 	EventsNote string
+	// ServedHeader heads a column of every client's Served figure, e.g.
+	// "ETH KIB/S" ("" = no such column).
+	ServedHeader string
 }
 
 // shortIDLen is the number of hex digits of a short ID: enough to tell a
@@ -84,6 +96,25 @@ func plainID(id string) string {
 	return strings.ToLower(strings.TrimPrefix(strings.TrimPrefix(id, "0x"), "0X"))
 }
 
+// clearHome is the escape sequence that clears a terminal and moves the
+// cursor to its top left.
+const clearHome = "\x1b[H\x1b[2J"
+
+// Framed prepares a rendered frame for its output. On a terminal (inPlace)
+// it starts with the escape sequence that clears the screen and moves the
+// cursor home, so every frame redraws the last; into a pipe or file each
+// frame but the first starts with a blank line, and there are no escape
+// codes.
+func Framed(frame string, inPlace, first bool) string {
+	switch {
+	case inPlace:
+		return clearHome + frame
+	case !first:
+		return "\n" + frame
+	}
+	return frame
+}
+
 // Render draws the snapshot as plain text lines, each ending in a newline.
 func Render(s Snapshot) string {
 	var b strings.Builder
@@ -97,7 +128,7 @@ func Render(s Snapshot) string {
 	b.WriteString(header + "\n")
 	renderServer(&b, s.Server)
 	b.WriteString("\n")
-	renderClients(&b, s.Clients, s.Server.ConnectedCount)
+	renderClients(&b, s.Clients, s.Server.ConnectedCount, s.ServedHeader)
 	b.WriteString("\n")
 	renderEvents(&b, s.Events, s.EventsNote)
 	return b.String()
@@ -173,7 +204,7 @@ func sortClients(clients []Client) []Client {
 	return out
 }
 
-func renderClients(b *strings.Builder, clients []Client, connected int) {
+func renderClients(b *strings.Builder, clients []Client, connected int, servedHeader string) {
 	if connected > len(clients) {
 		fmt.Fprintf(b, "clients  %d connected, %d shown\n", connected, len(clients))
 	} else {
@@ -183,9 +214,22 @@ func renderClients(b *strings.Builder, clients []Client, connected int) {
 		b.WriteString("  (none)\n")
 		return
 	}
-	t := table{
-		head:       []string{"ID", "STATE", "CAPACITY", "POS BALANCE", "NEG BALANCE", "SPEND/S", "CONNECTED"},
-		rightAlign: []bool{false, false, true, true, true, true, true},
+	named := false
+	for _, c := range clients {
+		named = named || c.Name != ""
+	}
+	var t table
+	t.column("ID", false)
+	if named {
+		t.column("NAME", false)
+	}
+	t.column("STATE", false)
+	t.column("CAPACITY", true)
+	if servedHeader != "" {
+		t.column(servedHeader, true)
+	}
+	for _, h := range []string{"POS BALANCE", "NEG BALANCE", "SPEND/S", "CONNECTED"} {
+		t.column(h, true)
 	}
 	for _, c := range sortClients(clients) {
 		state := "inactive"
@@ -196,10 +240,15 @@ func renderClients(b *strings.Builder, clients []Client, connected int) {
 		if c.SpendKnown {
 			spend = compact(c.Spend)
 		}
-		t.rows = append(t.rows, []string{
-			ShortID(c.ID), state, fmt.Sprint(c.Capacity), fmt.Sprint(c.PosBalance), fmt.Sprint(c.NegBalance),
-			spend, age(c.Connected),
-		})
+		row := []string{ShortID(c.ID)}
+		if named {
+			row = append(row, c.Name)
+		}
+		row = append(row, state, fmt.Sprint(c.Capacity))
+		if servedHeader != "" {
+			row = append(row, fmt.Sprintf("%.1f", c.Served))
+		}
+		t.rows = append(t.rows, append(row, fmt.Sprint(c.PosBalance), fmt.Sprint(c.NegBalance), spend, age(c.Connected)))
 	}
 	t.write(b)
 }
@@ -213,7 +262,15 @@ func renderEvents(b *strings.Builder, events []Event, note string) {
 		b.WriteString("  (none yet)\n")
 		return
 	}
+	nameWidth := 0
 	for _, ev := range events {
+		nameWidth = max(nameWidth, len(ev.Name))
+	}
+	for _, ev := range events {
+		who := fmt.Sprintf("%-8s", ShortID(ev.ID))
+		if nameWidth > 0 {
+			who += fmt.Sprintf("  %-*s", nameWidth, ev.Name)
+		}
 		var details []string
 		if ev.Type == "activated" || ev.Type == "capacityChanged" {
 			details = append(details, fmt.Sprintf("capacity %d", ev.Capacity))
@@ -224,7 +281,7 @@ func renderEvents(b *strings.Builder, events []Event, note string) {
 		if ev.Reason != "" {
 			details = append(details, "reason: "+ev.Reason)
 		}
-		line := fmt.Sprintf("  %s  %-8s  %-*s  %s", ev.Time.Format("15:04:05"), ShortID(ev.ID), typeWidth, ev.Type, strings.Join(details, ", "))
+		line := fmt.Sprintf("  %s  %s  %-*s  %s", ev.Time.Format("15:04:05"), who, typeWidth, ev.Type, strings.Join(details, ", "))
 		b.WriteString(strings.TrimRight(line, " ") + "\n")
 	}
 	if note != "" {
@@ -238,6 +295,12 @@ type table struct {
 	head       []string
 	rightAlign []bool
 	rows       [][]string
+}
+
+// column adds a column headed head.
+func (t *table) column(head string, rightAlign bool) {
+	t.head = append(t.head, head)
+	t.rightAlign = append(t.rightAlign, rightAlign)
 }
 
 func (t table) write(b *strings.Builder) {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/ethereum/go-ethereum/common/hexutil"
@@ -123,10 +124,14 @@ func TestDevnetWithDevShowsEachClientsEthDownloadNextToItsCapacity(t *testing.T)
 	if err != nil {
 		t.Fatalf("vflux devnet --dev: %v\n%s%s", err, out, stderr)
 	}
-	if !regexp.MustCompile(`client\s+state\s+capacity\s+eth served KiB/s`).MatchString(out) {
+	// Into a pipe: frames of the live view, no escape codes.
+	if !regexp.MustCompile(`\n\nvflux top  devnet  .*\n(.*\n)*status   (FULL by|room for) `).MatchString(out) || strings.Contains(out, "\x1b") {
+		t.Errorf("the devnet did not print plain frames of the live view with a status line:\n%s", out)
+	}
+	if !regexp.MustCompile(`\n  ID\s+NAME\s+STATE\s+CAPACITY  ETH KIB/S  POS BALANCE`).MatchString(out) {
 		t.Errorf("the client table has no eth column after the capacity:\n%s", out)
 	}
-	if !regexp.MustCompile(`client-1 \(paid\)\s+\w+\s+\d+\s+[0-9.]*[1-9]`).MatchString(out) {
+	if !regexp.MustCompile(`\n  [0-9a-f]{8}  paid-1  \w+\s+\d+\s+[0-9.]*[1-9]`).MatchString(out) {
 		t.Errorf("the paid client shows no eth download:\n%s", out)
 	}
 }

@@ -23,7 +23,7 @@ var (
 
 var devnetCommand = &cli.Command{
 	Name:  "devnet",
-	Usage: "Run one server and N clients (some paid) on loopback and show the pool working live",
+	Usage: "Run one server and N clients (some paid) on loopback and show the pool working live (the view of vflux top)",
 	Flags: []cli.Flag{devClientsFlag, devPaidFlag, devTokensFlag, devSlotsFlag, devDurationFlag, devIPCFlag, devnetDevFlag, devnetGovern},
 	Action: func(ctx *cli.Context) error {
 		quietLogs(ctx)
@@ -34,6 +34,7 @@ var devnetCommand = &cli.Command{
 		cfg.Server.MaxInactive = (cfg.Server.MaxClients + 1) / 2
 		cfg.Duration = ctx.Duration(devDurationFlag.Name)
 		cfg.IPCPath = ctx.String(devIPCFlag.Name)
+		cfg.Redraw = isTerminal(ctx.App.Writer)
 		tokens, err := vfnode.ParseTokenAmount(ctx.String(devTokensFlag.Name))
 		if err != nil {
 			return err

@@ -17,12 +17,13 @@
 //     namespace through node.DialRPC;
 //   - top (top.go) samples vflux_serverInfo and vflux_connectedClientInfo
 //     every --interval, follows vflux_subscribe("events"), and draws the
-//     frames with package topview (which the devnet can share);
+//     frames with package topview (the devnet draws the same view);
 //   - attach (attach.go) is go-ethereum's JavaScript console on a node's RPC,
 //     with the vflux namespace from vflux.js (embedded; the same file serves
 //     `geth attach --preload`);
 //   - devnet (devnet.go) starts node.RunDevnet on loopback, with --dev the
-//     eth download of devchain.Workload;
+//     eth download of devchain.Workload; its frames redraw in place on a
+//     terminal (isTerminal, top.go);
 //   - --dev, --dev.period and --vflux.govern (dev.go) register package
 //     devchain's chain on the stack before node.New, and resolve the list of
 //     governed protocols: eth,snap with the dev chain unless the flag or the

@@ -42,8 +42,6 @@ const (
 	topMaxClients = 1000
 	// topCallTimeout bounds each RPC call of a frame.
 	topCallTimeout = 10 * time.Second
-	// ansiClearHome clears the terminal and moves the cursor to the top left.
-	ansiClearHome = "\x1b[H\x1b[2J"
 )
 
 func runTop(ctx *cli.Context) error {
@@ -82,10 +80,7 @@ func runTop(ctx *cli.Context) error {
 	}
 
 	out := ctx.App.Writer
-	tty := false
-	if f, ok := out.(*os.File); ok {
-		tty = isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
-	}
+	tty := isTerminal(out)
 	if once {
 		return w.once(sctx, out, interval)
 	}
@@ -140,14 +135,7 @@ func (w *topWatch) live(ctx context.Context, out io.Writer, tty bool, interval t
 			}
 			return err
 		}
-		frame := topview.Render(s)
-		switch {
-		case tty:
-			frame = ansiClearHome + frame
-		case !first:
-			frame = "\n" + frame
-		}
-		if _, err := io.WriteString(out, frame); err != nil {
+		if _, err := io.WriteString(out, topview.Framed(topview.Render(s), tty, first)); err != nil {
 			return err
 		}
 		if !w.collect(ctx, ticker.C) {
@@ -224,6 +212,13 @@ func (w *topWatch) addEvent(msg json.RawMessage) {
 		}
 	}
 	w.events.Add(topview.Event{Time: at, Type: ev.Type, ID: ev.ID, Capacity: ev.Capacity, Reason: ev.Reason, Balance: ev.Balance})
+}
+
+// isTerminal reports whether out is a terminal, where live views redraw in
+// place.
+func isTerminal(out io.Writer) bool {
+	f, ok := out.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }
 
 func (w *topWatch) subscriptionEnded(err error) {
