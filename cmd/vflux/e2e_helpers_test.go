@@ -199,6 +199,16 @@ func startE2EProc(t *testing.T, what string, args ...string) *e2eProc {
 		select {
 		case <-p.exited:
 		default:
+			if t.Failed() {
+				// A process still running when its test failed may be
+				// stuck: SIGQUIT makes the Go runtime print every
+				// goroutine's stack into its output before it exits.
+				p.cmd.Process.Signal(syscall.SIGQUIT)
+				select {
+				case <-p.exited:
+				case <-time.After(5 * time.Second):
+				}
+			}
 			p.cmd.Process.Kill()
 			<-p.exited
 		}
