@@ -9,6 +9,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common/mclock"
 	"github.com/ethereum/go-ethereum/ethdb"
+	"github.com/ethereum/go-ethereum/event"
 	"github.com/ethereum/go-ethereum/ethdb/memorydb"
 	"github.com/ethereum/go-ethereum/log"
 	gethnode "github.com/ethereum/go-ethereum/node"
@@ -156,7 +157,10 @@ func (s *Service) Start() error {
 	s.started = true
 	s.pool.Start()
 	s.loopDone = make(chan struct{})
-	go s.metricsLoop(s.loopDone)
+	// Subscribed before Start returns, so no event of a client that connects
+	// right after is missed.
+	events := make(chan clientpool.Event, eventBuffer)
+	go s.metricsLoop(s.loopDone, events, s.pool.SubscribeEvents(events))
 	s.logDone = make(chan struct{})
 	s.startLogLoop(s.logDone)
 	srv := s.stack.Server()
@@ -213,10 +217,8 @@ func (s *Service) PeerCount() int { return s.handler.PeerCount() }
 // metricsLoop marks client event meters and keeps the gauges current: on
 // every pool event and at least every params.MetricsRefreshInterval (spending
 // changes the token total without events).
-func (s *Service) metricsLoop(done chan struct{}) {
+func (s *Service) metricsLoop(done chan struct{}, events <-chan clientpool.Event, sub event.Subscription) {
 	defer close(done)
-	events := make(chan clientpool.Event, eventBuffer)
-	sub := s.pool.SubscribeEvents(events)
 	defer sub.Unsubscribe()
 	ticker := time.NewTicker(params.MetricsRefreshInterval)
 	defer ticker.Stop()
