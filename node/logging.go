@@ -9,6 +9,7 @@ import (
 	"github.com/ethereum/go-ethereum/event"
 	"github.com/ethereum/go-ethereum/p2p/enode"
 	"github.com/vflux-net/vflux/clientpool"
+	"github.com/vflux-net/vflux/topview"
 )
 
 // statusInterval is how often a serving node logs its status line.
@@ -80,7 +81,7 @@ func (s *Service) announceStatusTimer() {
 
 // logEvent logs one pool event and updates the client's story.
 func (s *Service) logEvent(ev clientpool.Event, stories map[enode.ID]*clientStory) {
-	id := ev.ID.TerminalString()
+	id := topview.ShortID(ev.ID.String()) // the form vflux top and the devnet show
 	st := stories[ev.ID]
 	if st == nil {
 		st = &clientStory{since: ev.Time}

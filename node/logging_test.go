@@ -11,6 +11,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common/mclock"
 	"github.com/ethereum/go-ethereum/log"
+	"github.com/vflux-net/vflux/topview"
 )
 
 // logCapture is a log handler that keeps every record, for tests to wait on.
@@ -96,7 +97,7 @@ func TestTheLogTellsEachClientsStoryAtInfo(t *testing.T) {
 
 	free := mustDial(t, n)
 	waitCapacity(t, free, cfg.MinCap)
-	freeID := free.srv.Self().ID().TerminalString()
+	freeID := topview.ShortID(free.srv.Self().ID().String())
 	_, i := logs.wait(t, 0, "Client connected", map[string]string{"client": freeID})
 	logs.wait(t, i, "Client activated", map[string]string{"client": freeID, "capacity": "1000"})
 
@@ -105,7 +106,7 @@ func TestTheLogTellsEachClientsStoryAtInfo(t *testing.T) {
 	if _, _, err := n.api.AddBalance(ctx, paidID.String(), big.NewInt(1e15)); err != nil {
 		t.Fatal(err)
 	}
-	logs.wait(t, 0, "Balance changed", map[string]string{"client": paidID.TerminalString(), "balance": "0 -> 1000000000000000"})
+	logs.wait(t, 0, "Balance changed", map[string]string{"client": topview.ShortID(paidID.String()), "balance": "0 -> 1000000000000000"})
 
 	// The paid client takes the only slot: the free one is deactivated and,
 	// with no allowance, dropped.
@@ -120,7 +121,7 @@ func TestTheLogTellsEachClientsStoryAtInfo(t *testing.T) {
 	logs.wait(t, 0, "Limits changed over RPC", map[string]string{"maxclients": "1 -> 2", "capacity": "10000 -> 5000"})
 
 	pc.cl.Close()
-	logs.wait(t, 0, "Client disconnected", map[string]string{"client": paidID.TerminalString(), "reason": "peer left"})
+	logs.wait(t, 0, "Client disconnected", map[string]string{"client": topview.ShortID(paidID.String()), "reason": "peer left"})
 }
 
 func TestAWaitingClientDroppedForANewcomerIsLoggedAsSuch(t *testing.T) {
