@@ -124,30 +124,21 @@ func (cv *capacityCurve) simulate(entries []planEntry, slot uint64) curveSim {
 	if admitted(count, capSum) {
 		sim.kmin = 0
 	}
-	h := planHeap(entries)
-	for i := len(h)/2 - 1; i >= 0; i-- {
-		h.down(i)
-	}
+	// Every entry is fresh (exact priorities at the snapshot): the frontier
+	// is in priority order from the start.
+	en := enforcement{minCap: cv.minCap, maxCount: cv.maxCount, count: count, capSum: capSum, capLimit: cv.maxCap, fr: newPlanHeap(entries)}
+	en.fr.heapify()
 	last := make([]int32, len(entries))
 	prev := sim.steps[0]
-	for len(h) > 0 {
-		e := h.pop()
-		idx, cutPrio, snapIdx := int32(e.hidx), e.prio, e.hidx
+	for en.fr.Len() > 0 {
+		e := en.fr.pop()
+		idx, cutPrio := int32(e.hidx), e.prio
 		st := curveStep{client: idx, next: -1, best1: prev.best1, best2: prev.best2, best1Idx: prev.best1Idx, raiseBest: prev.raiseBest}
-		if e.cap > cv.minCap && count <= cv.maxCount {
-			nc := quarterCut(e.cap, cv.minCap)
-			capSum -= e.cap - nc
-			st.capAfter = nc
-			e = cutEntry(e, nc)
-			e.hidx = snapIdx
-			h.push(e)
-		} else {
-			count--
-			capSum -= e.cap
-			if sim.kmin < 0 { // deactivated by the newcomer's admission
-				sim.backEst = max(sim.backEst, e.b.estimate(cv.minCap, 0, 0, cv.bias))
-			}
+		st.capAfter = en.step(e)
+		if st.capAfter == 0 && sim.kmin < 0 { // deactivated by the newcomer's admission
+			sim.backEst = max(sim.backEst, e.b.estimate(cv.minCap, 0, 0, cv.bias))
 		}
+		count, capSum = en.count, en.capSum
 		st.count, st.capSum = count, capSum
 		if sim.kmin >= 0 && cutPrio > st.raiseBest {
 			st.raiseBest = cutPrio
@@ -179,25 +170,6 @@ func (cv *capacityCurve) simulate(entries []planEntry, slot uint64) curveSim {
 		sim.kmin = len(sim.steps)
 	}
 	return sim
-}
-
-// down restores the heap order below i.
-func (h planHeap) down(i int) {
-	n := len(h)
-	for {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && planBefore(&h[l], &h[m]) {
-			m = l
-		}
-		if r < n && planBefore(&h[r], &h[m]) {
-			m = r
-		}
-		if m == i {
-			return
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
 }
 
 // curveView reads the curve for one asker: xIdx is its own snapshot index (-1

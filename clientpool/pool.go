@@ -60,7 +60,7 @@ type ClientPool struct {
 	lastSweep    mclock.AbsTime
 	lastOffsets  mclock.AbsTime
 	planGen      uint64
-	frontier     planHeap
+	frontier     planHeap // the planner's frontier, kept for its storage
 	curve        *capacityCurve
 	curveMoved   uint64 // capacity moved since the curve was built
 	curveChanged bool   // anything changed since the curve was built
@@ -100,9 +100,9 @@ func NewClientPool(db ethdb.KeyValueStore, minCap uint64, connectedBias time.Dur
 		negs:    make(map[string]*negBalance),
 	}
 	p.delivered.L = &p.mu
-	p.active = clientHeap{less: lowerActive, idx: func(c *client) *int { return &c.activeIx }}
-	p.inactiveBest = clientHeap{less: betterInactive, idx: func(c *client) *int { return &c.bestIx }}
-	p.inactiveLow = clientHeap{less: func(a, b *client) bool { return betterInactive(b, a) }, idx: func(c *client) *int { return &c.worstIx }}
+	p.active = newClientHeap(lowerActive, func(c *client) *int { return &c.activeIx })
+	p.inactiveBest = newClientHeap(betterInactive, func(c *client) *int { return &c.bestIx })
+	p.inactiveLow = newClientHeap(func(a, b *client) bool { return betterInactive(b, a) }, func(c *client) *int { return &c.worstIx })
 	now := clock.Now()
 	posL, negL, err := p.st.loadOffsets()
 	if err != nil {

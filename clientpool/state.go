@@ -263,7 +263,6 @@ func (p *ClientPool) onTimer(c *client, gen uint64) {
 	if !p.stopped && gen == c.timerGen && c.active {
 		c.timer = nil
 		now := p.clock.Now()
-		wasLowest := c.activeIx == 0
 		lost := c.settle(now)
 		if lost {
 			p.lostPriority(c, now, &acts)
@@ -272,12 +271,10 @@ func (p *ClientPool) onTimer(c *client, gen uint64) {
 			p.rekey(c, now)
 		}
 		p.curveChanged = true
-		// A waiting client can only replace the lowest-ranked active client;
-		// when c neither was nor is it, the lowest one's own timer will let
-		// waiting clients compete.
-		if lost || wasLowest || !c.active || c.activeIx == 0 {
-			p.tryActivate(now, &acts)
-		}
+		// The heap's order is lazy: whether c is the lowest-ranked active
+		// client at the moment is known only to the planner, so waiting
+		// clients compete at every threshold.
+		p.tryActivate(now, &acts)
 		p.finish(now, &acts)
 	}
 	p.mu.Unlock()
