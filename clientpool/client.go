@@ -90,9 +90,11 @@ type client struct {
 	reqCost      float64        // total request cost served
 
 	key      int64   // active: lower bound of the priority until the timer fires
+	slotKey  int64   // active: lower bound of the priority at minCap until then (its rank for a slot)
 	ikClass  int     // inactive order: 1 priority client, 0 free client
 	ikLog    float64 // inactive order within the class, offset-independent
 	activeIx int
+	slotIx   int
 	bestIx   int
 	worstIx  int
 
@@ -390,6 +392,15 @@ func lowerActive(a, b *client) bool {
 	return a.seq < b.seq
 }
 
+// lowerSlot orders active clients by the lower bound of their priority at
+// minCap, lowest first; ties go to the longest registered.
+func lowerSlot(a, b *client) bool {
+	if a.slotKey != b.slotKey {
+		return a.slotKey < b.slotKey
+	}
+	return a.seq < b.seq
+}
+
 // armTimer (re)arms the client's threshold timer (SPEC 2.4): it fires when the
 // positive balance runs out or when the priority falls to the key the client
 // is ordered by, whichever comes first. A generation counter makes a stale
@@ -417,6 +428,9 @@ func (p *ClientPool) armTimer(c *client, b *balSnap) {
 		ns := untilBelow(pos, gone, posPrice, b.posTau)
 		if c.key > 0 {
 			ns = math.Min(ns, untilBelow(pos, float64(c.key)*float64(c.capacity), posPrice, b.posTau))
+		}
+		if c.slotKey > 0 {
+			ns = math.Min(ns, untilBelow(pos, float64(c.slotKey)*float64(c.pool.minCap), posPrice, b.posTau))
 		}
 		d = durationOf(ns)
 	} else if nb := c.neg; (negPrice > 0 || nb.shared() && nb.rate > 0) && c.freeID != "" && c.key > -math.MaxInt64 {

@@ -105,15 +105,19 @@ func (en *enforcement) step(e planEntry) uint64 {
 	return 0
 }
 
-// plan works out how the limits would be enforced (SPEC 3.2) if client x (nil
-// for none) held capacity xCap with the (biased) priority xPrio, without
-// changing anything. It walks the active heap lazily (a frontier over heap
-// indices, see planBefore), refreshing each client it reaches to its exact
-// priority at now, so the client enforcement takes is the lowest-ranked at
-// the moment whatever the keys are. With x set, the plan fails as soon as x
-// does not out-rank the client to cut. On success each victim's planCap holds
-// its new capacity (0 = deactivated). The work is O(k log k) for the k
-// clients whose key is below the priority of the last client cut.
+// plan works out how the limits would be enforced (SPEC 3.2, and doc.go's
+// rule for a pool full by count) if client x (nil for none) held capacity
+// xCap with the (biased) priority xPrio, without changing anything. While the
+// count is over, it deactivates the client with the lowest priority at minCap
+// (the lowest rank for a slot); then, while the capacity is over, it takes the
+// lowest-ranked client at its capacity and cuts or deactivates it
+// (enforcement.step). Each walk is lazy (a frontier over the indices of the
+// slots or active heap, see planBefore): every client reached is refreshed to
+// its exact priority at now, so the client taken is the lowest-ranked at the
+// moment whatever the keys are. With x set, the plan fails as soon as x does
+// not out-rank the client to take. On success each victim's planCap holds its
+// new capacity (0 = deactivated). The work is O(k log k) for the k clients
+// whose key is below the priority of the last client taken.
 //
 // Capacity sums are never formed past maxCap: with x, the others' capacity
 // (capSum) is compared with what x leaves of maxCap (capLimit = maxCap - xCap),
@@ -137,47 +141,65 @@ func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int6
 	}
 	p.planGen++
 	gen := p.planGen
-	en.fr = newPlanHeap(p.frontier.items[:0])
-	defer func() { p.frontier.items = en.fr.items[:0] }()
-	visit := func(i int) {
-		c := p.active.items[i]
-		en.fr.push(planEntry{c: c, hidx: i, key: c.key, seq: c.seq, cap: c.capacity})
-	}
-	if p.active.Len() > 0 {
-		visit(0)
-	}
 	var victims []*client
-	for en.over() {
-		if en.fr.Len() == 0 {
-			return nil, false // only possible with x, which cannot fit
-		}
-		e := en.fr.pop()
-		if e.hidx >= 0 {
-			for _, ch := range [2]int{2*e.hidx + 1, 2*e.hidx + 2} {
-				if ch < p.active.Len() {
-					visit(ch)
-				}
+	// walk takes clients from h in the order of their priority at the
+	// moment (at minCap for slots) while more is true.
+	walk := func(h *clientHeap, slots bool, more func() bool) bool {
+		en.fr = newPlanHeap(p.frontier.items[:0])
+		defer func() { p.frontier.items = en.fr.items[:0] }()
+		visit := func(i int) {
+			c := h.items[i]
+			key := c.key
+			if slots {
+				key = c.slotKey
 			}
-			e.hidx = -1
+			en.fr.push(planEntry{c: c, hidx: i, key: key, seq: c.seq, cap: c.capacity})
 		}
-		if e.c == x {
-			continue
+		if h.Len() > 0 {
+			visit(0)
 		}
-		if !e.hasPrio { // refresh, and re-sift
-			e.b = e.c.snapAt(now)
-			e.prio, e.hasPrio = e.b.priority(e.cap), true
-			en.fr.push(e)
-			continue
+		for more() {
+			if en.fr.Len() == 0 {
+				return false // only possible with x, which cannot fit
+			}
+			e := en.fr.pop()
+			if e.hidx >= 0 {
+				for _, ch := range [2]int{2*e.hidx + 1, 2*e.hidx + 2} {
+					if ch < h.Len() {
+						visit(ch)
+					}
+				}
+				e.hidx = -1
+			}
+			v := e.c
+			if v == x || v.planGen == gen && v.planCap == 0 { // x, or deactivated for a slot
+				continue
+			}
+			if !e.hasPrio { // refresh, and re-sift
+				e.b = v.snapAt(now)
+				if slots {
+					e.prio = e.b.priority(p.minCap)
+				} else {
+					e.prio = e.b.priority(e.cap)
+				}
+				e.hasPrio = true
+				en.fr.push(e)
+				continue
+			}
+			if x != nil && xPrio <= e.prio {
+				return false
+			}
+			if v.planGen != gen {
+				v.planGen = gen
+				victims = append(victims, v)
+			}
+			v.planCap = en.step(e)
 		}
-		if x != nil && xPrio <= e.prio {
-			return nil, false
-		}
-		v := e.c
-		if v.planGen != gen {
-			v.planGen = gen
-			victims = append(victims, v)
-		}
-		v.planCap = en.step(e)
+		return true
+	}
+	if !walk(&p.slots, true, func() bool { return en.count > en.maxCount }) ||
+		!walk(&p.active, false, en.over) {
+		return nil, false
 	}
 	return victims, true
 }

@@ -47,6 +47,7 @@ type ClientPool struct {
 	clients      map[enode.ID]*client
 	negs         map[string]*negBalance // shared negative balances of connected clients
 	active       clientHeap             // active clients, lowest priority bound first
+	slots        clientHeap             // active clients, lowest bound of the priority at minCap first
 	inactiveBest clientHeap             // inactive clients, best first
 	inactiveLow  clientHeap             // inactive clients, worst first
 	activeCount  uint64
@@ -101,6 +102,7 @@ func NewClientPool(db ethdb.KeyValueStore, minCap uint64, connectedBias time.Dur
 	}
 	p.delivered.L = &p.mu
 	p.active = newClientHeap(lowerActive, func(c *client) *int { return &c.activeIx })
+	p.slots = newClientHeap(lowerSlot, func(c *client) *int { return &c.slotIx })
 	p.inactiveBest = newClientHeap(betterInactive, func(c *client) *int { return &c.bestIx })
 	p.inactiveLow = newClientHeap(func(a, b *client) bool { return betterInactive(b, a) }, func(c *client) *int { return &c.worstIx })
 	now := clock.Now()
@@ -237,7 +239,7 @@ func (p *ClientPool) Register(peer Peer) ConnectedBalance {
 	c := &client{
 		pool: p, peer: peer, node: node, id: node.ID(), freeID: freeID, allowance: allowance,
 		seq: p.seq, registered: true, posF: p.defPos, negF: p.defNeg,
-		activeIx: -1, bestIx: -1, worstIx: -1, lastSettle: now,
+		activeIx: -1, slotIx: -1, bestIx: -1, worstIx: -1, lastSettle: now,
 	}
 	c.pos = pos
 	c.inTotal = c.pos

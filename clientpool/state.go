@@ -11,19 +11,22 @@ import (
 // This file holds the state transitions of one client. Each is called with
 // the pool lock held and records the peer callbacks and events it causes.
 
-// rekey recomputes an active client's ordering key, a lower bound of its
-// priority over the next params.PriorityHorizon, and re-arms its timer.
+// rekey recomputes an active client's ordering keys, lower bounds of its
+// priority (at its capacity and at minCap) over the next
+// params.PriorityHorizon, and re-arms its timer.
 func (p *ClientPool) rekey(c *client, now mclock.AbsTime) {
 	p.rekeys++
 	p.updateNegRate(c, now) // first: the timer reads the group's rate
 	b := c.snapAt(now)
 	kb := b
 	kb.neg = p.keyNeg(c.neg, b.neg, now) // a shared balance: its ceiling
-	c.key = kb.estimate(c.capacity, 0, params.PriorityHorizon, 0)
+	c.key, c.slotKey = kb.keys(c.capacity, p.minCap, params.PriorityHorizon)
 	if p.active.contains(c) {
 		p.active.fix(c)
+		p.slots.fix(c)
 	} else {
 		p.active.add(c)
+		p.slots.add(c)
 	}
 	p.armTimer(c, &b)
 	p.updateSpend(c)
@@ -76,6 +79,7 @@ func (p *ClientPool) removeActive(c *client, now mclock.AbsTime, acts *callbacks
 		acts.event(EventBalanceExhausted, c, now)
 	}
 	p.active.remove(c)
+	p.slots.remove(c)
 	p.activeCount--
 	p.activeCap -= c.capacity
 	p.capMoved(c.capacity)
