@@ -98,15 +98,11 @@ type client struct {
 	bestIx   int
 	worstIx  int
 
-	timer       mclock.Timer // threshold timer while active
-	timerDue    mclock.AbsTime
-	timerGen    uint64
-	allowTimer  mclock.Timer // inactive allowance timer
-	allowGen    uint64
+	timer       clientTimer    // threshold timer while active
+	allowTimer  clientTimer    // inactive allowance timer
 	allowSince  mclock.AbsTime // when the running (or paused) allowance started
 	allowPaused bool           // activated while the allowance ran: resume it if the peer never saw the activation
-	decayTimer  mclock.Timer   // inactive priority client: fires when its positive balance decays away
-	decayGen    uint64
+	decayTimer  clientTimer    // inactive priority client: fires when its positive balance decays away
 
 	planGen  uint64 // planner scratch
 	planCap  uint64
@@ -407,7 +403,7 @@ func lowerSlot(a, b *client) bool {
 // firing (one that raced with Stop) harmless, so the timer always re-arms.
 func (p *ClientPool) armTimer(c *client, b *balSnap) {
 	if !c.active || p.stopped {
-		p.stopTimer(c)
+		c.timer.stop()
 		return
 	}
 	d := time.Duration(math.MaxInt64)
@@ -456,7 +452,7 @@ func (p *ClientPool) armTimer(c *client, b *balSnap) {
 		d = durationOf(float64(gap) / negPrice)
 	}
 	if d == time.Duration(math.MaxInt64) {
-		p.stopTimer(c)
+		c.timer.stop()
 		return
 	}
 	if d < params.MinTimerDelay {
@@ -468,23 +464,10 @@ func (p *ClientPool) armTimer(c *client, b *balSnap) {
 	// at the end of a Run window while this timer is due inside it. An early
 	// firing only settles and re-keys the client, which re-arms the timer.
 	due := p.clock.Now().Add(d)
-	if c.timer != nil && c.timerDue <= due {
+	if c.timer.armed() && c.timer.due <= due {
 		return
 	}
-	p.stopTimer(c)
-	gen := c.timerGen
-	c.timerDue = due
-	c.timer = p.clock.AfterFunc(d, func() { p.onTimer(c, gen) })
-}
-
-// stopTimer stops c's threshold timer; a firing already under way is ignored
-// (timerGen).
-func (p *ClientPool) stopTimer(c *client) {
-	if c.timer != nil {
-		c.timer.Stop()
-		c.timer = nil
-	}
-	c.timerGen++
+	c.timer.arm(p.clock, d, func(gen uint64) { p.onTimer(c, gen) })
 }
 
 // durationOf converts nanoseconds to a Duration, saturating.

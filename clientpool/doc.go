@@ -43,7 +43,9 @@
 //     by an expiration-independent log key of their balances. A waiting free
 //     client has an allowance timer (it is disconnected when it fires); a
 //     waiting priority client whose balance decays has a decay timer that
-//     fires when the balance reads 0, and starts its allowance then.
+//     fires when the balance reads 0, and starts its allowance then. The
+//     three per-client timers are clientTimers: an mclock timer and a
+//     generation counter, so a firing that raced with a stop is ignored.
 //   - The enforcement planner walks the slots and active heaps in order
 //     without changing them (a frontier heap over heap indices), so evicting
 //     or cutting k clients costs O(k log k) and register/unregister are

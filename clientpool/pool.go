@@ -176,18 +176,9 @@ func (p *ClientPool) Stop() {
 		p.periodic.Stop()
 	}
 	for _, c := range p.clients {
-		if c.timer != nil {
-			c.timer.Stop()
-		}
-		if c.allowTimer != nil {
-			c.allowTimer.Stop()
-		}
-		if c.decayTimer != nil {
-			c.decayTimer.Stop()
-		}
-		c.timerGen++
-		c.allowGen++
-		c.decayGen++
+		c.timer.stop()
+		c.allowTimer.stop()
+		c.decayTimer.stop()
 	}
 	p.mu.Unlock()
 	if err := p.st.close(); err != nil { // on disk when Stop returns

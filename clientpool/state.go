@@ -36,9 +36,9 @@ func (p *ClientPool) rekey(c *client, now mclock.AbsTime) {
 func (p *ClientPool) activate(c *client, cap uint64, now mclock.AbsTime, acts *callbacks) {
 	p.inactiveBest.remove(c)
 	p.inactiveLow.remove(c)
-	paused := c.allowTimer != nil
+	paused := c.allowTimer.armed()
 	p.stopAllowance(c)
-	p.stopDecay(c) // the threshold timer watches the balance from now on
+	c.decayTimer.stop() // the threshold timer watches the balance from now on
 	c.allowPaused = paused
 	c.active = true
 	c.capacity = cap
@@ -87,11 +87,7 @@ func (p *ClientPool) removeActive(c *client, now mclock.AbsTime, acts *callbacks
 	c.active = false
 	p.updateSpend(c)
 	p.updateNegRate(c, now)
-	if c.timer != nil {
-		c.timer.Stop()
-		c.timer = nil
-	}
-	c.timerGen++
+	c.timer.stop()
 	if report {
 		acts.update(c, 0, false)
 	}
@@ -125,12 +121,8 @@ func (p *ClientPool) leaveSets(c *client, now mclock.AbsTime, acts *callbacks, r
 	p.inactiveBest.remove(c)
 	p.inactiveLow.remove(c)
 	p.stopAllowance(c)
-	p.stopDecay(c)
-	if c.timer != nil {
-		c.timer.Stop()
-		c.timer = nil
-	}
-	c.timerGen++
+	c.decayTimer.stop()
+	c.timer.stop()
 }
 
 // disconnect tells a client to disconnect: it leaves the sets at once and is
@@ -160,8 +152,8 @@ func (p *ClientPool) startAllowance(c *client, acts *callbacks) {
 		p.armDecay(c)
 		return
 	}
-	p.stopDecay(c)
-	if c.allowTimer != nil {
+	c.decayTimer.stop()
+	if c.allowTimer.armed() {
 		return // already counting
 	}
 	now := p.clock.Now()
@@ -174,19 +166,13 @@ func (p *ClientPool) startAllowance(c *client, acts *callbacks) {
 		p.disconnect(c, now, acts)
 		return
 	}
-	c.allowGen++
-	gen := c.allowGen
-	c.allowTimer = p.clock.AfterFunc(left, func() { p.onAllowance(c, gen) })
+	c.allowTimer.arm(p.clock, left, func(gen uint64) { p.onAllowance(c, gen) })
 }
 
 // stopAllowance stops the allowance timer; the allowance ends (a paused one
 // is kept by activate only).
 func (p *ClientPool) stopAllowance(c *client) {
-	if c.allowTimer != nil {
-		c.allowTimer.Stop()
-		c.allowTimer = nil
-	}
-	c.allowGen++
+	c.allowTimer.stop()
 	c.allowPaused = false
 }
 
@@ -197,7 +183,7 @@ func (p *ClientPool) stopAllowance(c *client) {
 // persistence pass, up to params.BalancePersistInterval late. An inactive
 // client spends nothing, so only decay takes its balance away.
 func (p *ClientPool) armDecay(c *client) {
-	p.stopDecay(c)
+	c.decayTimer.stop()
 	tau := p.posExp.tauNs()
 	if tau <= 0 || p.stopped {
 		return // no decay: it keeps its priority while it waits
@@ -210,18 +196,7 @@ func (p *ClientPool) armDecay(c *client) {
 	if d < params.MinTimerDelay {
 		d = params.MinTimerDelay
 	}
-	gen := c.decayGen
-	c.decayTimer = p.clock.AfterFunc(d, func() { p.onDecay(c, gen) })
-}
-
-// stopDecay stops the decay timer; a firing already under way is ignored
-// (decayGen).
-func (p *ClientPool) stopDecay(c *client) {
-	if c.decayTimer != nil {
-		c.decayTimer.Stop()
-		c.decayTimer = nil
-	}
-	c.decayGen++
+	c.decayTimer.arm(p.clock, d, func(gen uint64) { p.onDecay(c, gen) })
 }
 
 // onDecay handles an inactive priority client whose positive balance decayed
@@ -230,8 +205,7 @@ func (p *ClientPool) stopDecay(c *client) {
 func (p *ClientPool) onDecay(c *client, gen uint64) {
 	var acts callbacks
 	p.mu.Lock()
-	if !p.stopped && gen == c.decayGen && c.registered && !c.disconnected && !c.active {
-		c.decayTimer = nil
+	if c.decayTimer.fired(gen) && !p.stopped && c.registered && !c.disconnected && !c.active {
 		now := p.clock.Now()
 		if c.settle(now) {
 			p.lostPriority(c, now, &acts)
@@ -248,8 +222,7 @@ func (p *ClientPool) onDecay(c *client, gen uint64) {
 func (p *ClientPool) onAllowance(c *client, gen uint64) {
 	var acts callbacks
 	p.mu.Lock()
-	if !p.stopped && gen == c.allowGen && c.registered && !c.disconnected && !c.active && !c.hasPriority() {
-		c.allowTimer = nil
+	if c.allowTimer.fired(gen) && !p.stopped && c.registered && !c.disconnected && !c.active && !c.hasPriority() {
 		now := p.clock.Now()
 		p.disconnect(c, now, &acts)
 		p.finish(now, &acts)
@@ -264,8 +237,7 @@ func (p *ClientPool) onAllowance(c *client, gen uint64) {
 func (p *ClientPool) onTimer(c *client, gen uint64) {
 	var acts callbacks
 	p.mu.Lock()
-	if !p.stopped && gen == c.timerGen && c.active {
-		c.timer = nil
+	if c.timer.fired(gen) && !p.stopped && c.active {
 		now := p.clock.Now()
 		lost := c.settle(now)
 		if lost {
