@@ -72,8 +72,15 @@
 // the bias (SPEC 3.2), whatever the keys are; a key only decides how many
 // clients are refreshed. Keys of clients that spend their balance within the
 // horizon all fall to about the same floor: the walk then refreshes all of
-// them, and still takes the right one. The capacity curve's snapshot holds
-// exact priorities, so it simulates in exact order from the start.
+// them, and still takes the right one, up to maxPlanRefreshes per walk: past
+// that budget a client reached by key is compared at its exact priority but
+// taken in key order, so a decision stays O(log n) when the keys of a whole
+// pool collapsed (a pool whose clients spend more over the horizon than they
+// have, such as the benchmarks' 1 token per ns). Exact keys (issue 13 item 2)
+// would make the budget moot. A newcomer that does not out-rank the lowest key
+// left fails at once: every priority is at least that key. The capacity
+// curve's snapshot holds exact priorities, so it simulates in exact order from
+// the start.
 //
 // One enforcement step (enforcement.step) is the rule for the planner and the
 // curve: the lowest-ranked client is deactivated when the count is over or it

@@ -105,6 +105,13 @@ func (en *enforcement) step(e planEntry) uint64 {
 	return 0
 }
 
+// maxPlanRefreshes bounds the clients one walk of a plan refreshes and
+// re-sifts (see plan): past it, a client reached by key is compared at its exact priority
+// but taken in key order. Keys that collapsed for many clients at once (every
+// key of a pool whose clients spend more over params.PriorityHorizon than
+// they have) would otherwise make a decision O(n).
+const maxPlanRefreshes = 16
+
 // plan works out how the limits would be enforced (SPEC 3.2, and doc.go's
 // rule for a pool full by count) if client x (nil for none) held capacity
 // xCap with the (biased) priority xPrio, without changing anything. While the
@@ -145,6 +152,7 @@ func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int6
 	// walk takes clients from h in the order of their priority at the
 	// moment (at minCap for slots) while more is true.
 	walk := func(h *clientHeap, slots bool, more func() bool) bool {
+		refreshes := 0
 		en.fr = newPlanHeap(p.frontier.items[:0])
 		defer func() { p.frontier.items = en.fr.items[:0] }()
 		visit := func(i int) {
@@ -175,7 +183,13 @@ func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int6
 			if v == x || v.planGen == gen && v.planCap == 0 { // x, or deactivated for a slot
 				continue
 			}
-			if !e.hasPrio { // refresh, and re-sift
+			if x != nil && xPrio <= e.rank() {
+				// Every priority left is at least e's rank (a key is at
+				// most its client's priority, and the frontier holds the
+				// lowest rank of what is left): x out-ranks nobody.
+				return false
+			}
+			if !e.hasPrio { // refresh, and re-sift while the budget lasts
 				e.b = v.snapAt(now)
 				if slots {
 					e.prio = e.b.priority(p.minCap)
@@ -183,11 +197,14 @@ func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int6
 					e.prio = e.b.priority(e.cap)
 				}
 				e.hasPrio = true
-				en.fr.push(e)
-				continue
-			}
-			if x != nil && xPrio <= e.prio {
-				return false
+				if refreshes < maxPlanRefreshes {
+					refreshes++
+					en.fr.push(e)
+					continue
+				}
+				if x != nil && xPrio <= e.prio {
+					return false
+				}
 			}
 			if v.planGen != gen {
 				v.planGen = gen
