@@ -15,7 +15,7 @@ import (
 type planEntry struct {
 	c       *client // nil in a curve snapshot
 	hidx    int     // planner: active heap index whose children are not yet visited (-1: none); curve: snapshot index
-	key     int64   // the active heap's key: a lower bound of prio
+	key     int64   // the walked heap's key (key or slotKey): a lower bound of prio
 	seq     uint64
 	hasPrio bool // prio and b are computed
 	prio    int64
@@ -124,7 +124,8 @@ const maxPlanRefreshes = 16
 // moment whatever the keys are. With x set, the plan fails as soon as x does
 // not out-rank the client to take. On success each victim's planCap holds its
 // new capacity (0 = deactivated). The work is O(k log k) for the k clients
-// whose key is below the priority of the last client taken.
+// whose key is below the priority of the last client taken, and at most
+// maxPlanRefreshes of them are refreshed per walk.
 //
 // Capacity sums are never formed past maxCap: with x, the others' capacity
 // (capSum) is compared with what x leaves of maxCap (capLimit = maxCap - xCap),
