@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/ethdb/memorydb"
-	"github.com/vflux-net/vflux/clientpool"
 )
 
 // A raise grants only what the client holds afterwards, and the capacity
@@ -19,12 +18,10 @@ import (
 // inside its Disconnect) and cuts the raise back before SetCapacity returns,
 // and the caller is told a capacity the peer does not end up with.
 //
-// X (1e6 tokens, spending fast, so it is ordered lowest) holds 10 next to two
-// free clients; W (5e5 tokens) waits: at minCap its priority 5e4 does not beat
-// X's 1e5 at 10. X asks for 90, which would evict free F1 (allowance 0: told to
-// disconnect, and it unregisters at once). At 90, X's priority 11111 is below
-// W's, so 90 is not held; X gets the most it keeps W out with: 20 (priority
-// 5e4 against W's biased estimate 49999).
+// X (1e6 tokens) holds 10 next to two free clients F1 and F2 (debt 1e9); W
+// (free, debt 2e9) waits: it out-ranks nobody. X asks for 90, which evicts F1
+// (allowance 0: told to disconnect, and it unregisters at once); the nested
+// activation that follows finds W still out-ranked by F2, and X keeps 90.
 func TestARaiseHoldsAgainstTheWaitingClients(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -46,13 +43,10 @@ func TestARaiseHoldsAgainstTheWaitingClients(t *testing.T) {
 			setBalance(t, pool, x.node.ID(), x.freeID, 1e6, 1e9)
 			setBalance(t, pool, f1.node.ID(), f1.freeID, 0, 1e9)
 			setBalance(t, pool, f2.node.ID(), f2.freeID, 0, 1e9)
-			setBalance(t, pool, w.node.ID(), w.freeID, 5e5, 0)
-			for _, p := range []*testPeer{x, f1, f2} {
+			setBalance(t, pool, w.node.ID(), w.freeID, 0, 2e9)
+			for _, p := range []*testPeer{x, f1, f2, w} {
 				register(pool, p)
 			}
-			// X spends 0.1 token per ns, then owes 1 per ns: lowest key.
-			x.Balance().SetPriceFactors(clientpool.PriceFactors{TimeFactor: 0.1}, clientpool.PriceFactors{TimeFactor: 1})
-			register(pool, w)
 			if x.Capacity() != 10 || f1.Capacity() != 10 || f2.Capacity() != 10 || w.Capacity() != 0 {
 				t.Fatalf("setup: X %d, F1 %d, F2 %d, W %d; want 10, 10, 10 and W waiting",
 					x.Capacity(), f1.Capacity(), f2.Capacity(), w.Capacity())
@@ -64,8 +58,8 @@ func TestARaiseHoldsAgainstTheWaitingClients(t *testing.T) {
 			if x.Capacity() != got {
 				t.Errorf("SetCapacity(X, 90) returned %d but the peer was told %d (updates %v)", got, x.Capacity(), x.Updates())
 			}
-			if got != 20 {
-				t.Errorf("SetCapacity(X, 90) = %d, want 20: the most X holds while out-ranking W", got)
+			if got != 90 || f1.Capacity() != 0 || f2.Capacity() != 10 {
+				t.Errorf("SetCapacity(X, 90) = %d, F1 holds %d, F2 %d; want 90 in place of F1", got, f1.Capacity(), f2.Capacity())
 			}
 			// A later call that runs the activation again does not undo it either.
 			pool.SetConnectedBias(0)
@@ -87,6 +81,43 @@ func TestARaiseHoldsAgainstTheWaitingClients(t *testing.T) {
 				t.Errorf("callback contract broken:\n  %s", strings.Join(v, "\n  "))
 			}
 		})
+	}
+}
+
+// A raise into free capacity of a pool full by count keeps its priority at
+// least that of the best waiting client, evaluated with the bias: else that
+// client would be activated by the next change, evicting the raised one.
+//
+// X, F1 and F2 (1e6 tokens each) hold 10 of 200 in three of three slots; W
+// (5e5) waits: at minCap its biased estimate 49999 does not beat their 1e5.
+// X asks for 90, all free: at 90 its priority 11111 is below W's, so X gets
+// the most it keeps W out with, 20 (priority 5e4).
+func TestARaiseIntoFreeCapacityHoldsAgainstTheBestWaitingClient(t *testing.T) {
+	pool, _ := newSimPool(t, memorydb.New(), 10, 0)
+	pool.SetLimits(3, 200)
+	var vlog violationLog
+	peer := loggedPeers(&vlog, nil)
+	x, f1, f2, w := peer(1, time.Hour), peer(2, time.Hour), peer(3, time.Hour), peer(4, time.Hour)
+	for _, p := range []*testPeer{x, f1, f2} {
+		setBalance(t, pool, p.node.ID(), p.freeID, 1e6, 0)
+	}
+	setBalance(t, pool, w.node.ID(), w.freeID, 5e5, 0)
+	for _, p := range []*testPeer{x, f1, f2, w} {
+		register(pool, p)
+	}
+	if x.Capacity() != 10 || f1.Capacity() != 10 || f2.Capacity() != 10 || w.Capacity() != 0 {
+		t.Fatalf("setup: X %d, F1 %d, F2 %d, W %d; want 10, 10, 10 and W waiting",
+			x.Capacity(), f1.Capacity(), f2.Capacity(), w.Capacity())
+	}
+	if got, err := pool.SetCapacity(x.node, 90, 0, true); got != 20 || err != nil {
+		t.Fatalf("SetCapacity(X, 90) = %d, %v; want 20, the most X holds while out-ranking W", got, err)
+	}
+	pool.SetConnectedBias(0) // runs the activation again
+	if x.Capacity() != 20 || w.Capacity() != 0 {
+		t.Errorf("after a later activation X holds %d, W %d; want 20 and W waiting", x.Capacity(), w.Capacity())
+	}
+	if v := vlog.all(); len(v) > 0 {
+		t.Errorf("callback contract broken:\n  %s", strings.Join(v, "\n  "))
 	}
 }
 

@@ -91,21 +91,19 @@ type client struct {
 	reqCost      float64        // total request cost served
 
 	key      int64   // active: lower bound of the priority until the timer fires
+	slotKey  int64   // active: lower bound of the priority at minCap until then (its rank for a slot)
 	ikClass  int     // inactive order: 1 priority client, 0 free client
 	ikLog    float64 // inactive order within the class, offset-independent
 	activeIx int
+	slotIx   int
 	bestIx   int
 	worstIx  int
 
-	timer       mclock.Timer // threshold timer while active
-	timerDue    mclock.AbsTime
-	timerGen    uint64
-	allowTimer  mclock.Timer // inactive allowance timer
-	allowGen    uint64
+	timer       clientTimer    // threshold timer while active
+	allowTimer  clientTimer    // inactive allowance timer
 	allowSince  mclock.AbsTime // when the running (or paused) allowance started
 	allowPaused bool           // activated while the allowance ran: resume it if the peer never saw the activation
-	decayTimer  mclock.Timer   // inactive priority client: fires when its positive balance decays away
-	decayGen    uint64
+	decayTimer  clientTimer    // inactive priority client: fires when its positive balance decays away
 
 	planGen  uint64 // planner scratch
 	planCap  uint64
@@ -391,13 +389,22 @@ func lowerActive(a, b *client) bool {
 	return a.seq < b.seq
 }
 
+// lowerSlot orders active clients by the lower bound of their priority at
+// minCap, lowest first; ties go to the longest registered.
+func lowerSlot(a, b *client) bool {
+	if a.slotKey != b.slotKey {
+		return a.slotKey < b.slotKey
+	}
+	return a.seq < b.seq
+}
+
 // armTimer (re)arms the client's threshold timer (SPEC 2.4): it fires when the
 // positive balance runs out or when the priority falls to the key the client
 // is ordered by, whichever comes first. A generation counter makes a stale
 // firing (one that raced with Stop) harmless, so the timer always re-arms.
 func (p *ClientPool) armTimer(c *client, b *balSnap) {
 	if !c.active || p.stopped {
-		p.stopTimer(c)
+		c.timer.stop()
 		return
 	}
 	d := time.Duration(math.MaxInt64)
@@ -418,6 +425,9 @@ func (p *ClientPool) armTimer(c *client, b *balSnap) {
 		ns := untilBelow(pos, gone, posPrice, b.posTau)
 		if c.key > 0 {
 			ns = math.Min(ns, untilBelow(pos, float64(c.key)*float64(c.capacity), posPrice, b.posTau))
+		}
+		if c.slotKey > 0 {
+			ns = math.Min(ns, untilBelow(pos, float64(c.slotKey)*float64(c.pool.minCap), posPrice, b.posTau))
 		}
 		d = durationOf(ns)
 	} else if nb := c.neg; (negPrice > 0 || nb.shared() && nb.rate > 0) && c.freeID != "" && c.key > -math.MaxInt64 {
@@ -443,7 +453,7 @@ func (p *ClientPool) armTimer(c *client, b *balSnap) {
 		d = durationOf(float64(gap) / negPrice)
 	}
 	if d == time.Duration(math.MaxInt64) {
-		p.stopTimer(c)
+		c.timer.stop()
 		return
 	}
 	if d < params.MinTimerDelay {
@@ -455,23 +465,10 @@ func (p *ClientPool) armTimer(c *client, b *balSnap) {
 	// at the end of a Run window while this timer is due inside it. An early
 	// firing only settles and re-keys the client, which re-arms the timer.
 	due := p.clock.Now().Add(d)
-	if c.timer != nil && c.timerDue <= due {
+	if c.timer.armed() && c.timer.due <= due {
 		return
 	}
-	p.stopTimer(c)
-	gen := c.timerGen
-	c.timerDue = due
-	c.timer = p.clock.AfterFunc(d, func() { p.onTimer(c, gen) })
-}
-
-// stopTimer stops c's threshold timer; a firing already under way is ignored
-// (timerGen).
-func (p *ClientPool) stopTimer(c *client) {
-	if c.timer != nil {
-		c.timer.Stop()
-		c.timer = nil
-	}
-	c.timerGen++
+	c.timer.arm(p.clock, d, func(gen uint64) { p.onTimer(c, gen) })
 }
 
 // durationOf converts nanoseconds to a Duration, saturating.

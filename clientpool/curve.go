@@ -124,31 +124,18 @@ func (cv *capacityCurve) simulate(entries []planEntry, slot uint64) curveSim {
 	if admitted(count, capSum) {
 		sim.kmin = 0
 	}
-	h := planHeap(entries)
-	for i := len(h)/2 - 1; i >= 0; i-- {
-		h.down(i)
-	}
+	en := enforcement{minCap: cv.minCap, maxCount: cv.maxCount, count: count, capSum: capSum, capLimit: cv.maxCap}
 	last := make([]int32, len(entries))
 	prev := sim.steps[0]
-	for len(h) > 0 {
-		e := h.pop()
-		idx, cutPrio, snapIdx := int32(e.hidx), e.prio, e.hidx
+	// take records one step: entry e, taken with priority cutPrio.
+	take := func(e planEntry, cutPrio int64) {
+		idx := int32(e.hidx)
 		st := curveStep{client: idx, next: -1, best1: prev.best1, best2: prev.best2, best1Idx: prev.best1Idx, raiseBest: prev.raiseBest}
-		if e.cap > cv.minCap && count <= cv.maxCount {
-			nc := quarterCut(e.cap, cv.minCap)
-			capSum -= e.cap - nc
-			st.capAfter = nc
-			e = cutEntry(e, nc)
-			e.hidx = snapIdx
-			h.push(e)
-		} else {
-			count--
-			capSum -= e.cap
-			if sim.kmin < 0 { // deactivated by the newcomer's admission
-				sim.backEst = max(sim.backEst, e.b.estimate(cv.minCap, 0, 0, cv.bias))
-			}
+		st.capAfter = en.step(e)
+		if st.capAfter == 0 && sim.kmin < 0 { // deactivated by the newcomer's admission
+			sim.backEst = max(sim.backEst, e.b.estimate(cv.minCap, 0, 0, cv.bias))
 		}
-		st.count, st.capSum = count, capSum
+		st.count, st.capSum = en.count, en.capSum
 		if sim.kmin >= 0 && cutPrio > st.raiseBest {
 			st.raiseBest = cutPrio
 		}
@@ -171,9 +158,31 @@ func (cv *capacityCurve) simulate(entries []planEntry, slot uint64) curveSim {
 		last[idx] = k
 		sim.steps = append(sim.steps, st)
 		prev = st
-		if sim.kmin < 0 && admitted(count, capSum) {
+		if sim.kmin < 0 && admitted(en.count, en.capSum) {
 			sim.kmin = int(k)
 		}
+	}
+	// Over the count (a newcomer to a full pool): the lowest priorities at
+	// minCap give up their slots, as in plan.
+	for en.count > en.maxCount && len(entries) > 0 {
+		low := 0
+		for i := range entries {
+			if slotBefore(&entries[i], &entries[low], cv.minCap) {
+				low = i
+			}
+		}
+		e := entries[low]
+		entries[low] = entries[len(entries)-1]
+		entries = entries[:len(entries)-1]
+		take(e, e.b.priority(cv.minCap))
+	}
+	// Every entry is fresh (exact priorities at the snapshot): the frontier
+	// is in priority order from the start.
+	en.fr = newPlanHeap(entries)
+	en.fr.heapify()
+	for en.fr.Len() > 0 {
+		e := en.fr.pop()
+		take(e, e.prio)
 	}
 	if sim.kmin < 0 {
 		sim.kmin = len(sim.steps)
@@ -181,23 +190,14 @@ func (cv *capacityCurve) simulate(entries []planEntry, slot uint64) curveSim {
 	return sim
 }
 
-// down restores the heap order below i.
-func (h planHeap) down(i int) {
-	n := len(h)
-	for {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && planBefore(&h[l], &h[m]) {
-			m = l
-		}
-		if r < n && planBefore(&h[r], &h[m]) {
-			m = r
-		}
-		if m == i {
-			return
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
+// slotBefore orders snapshot entries by their priority at minCap, lowest
+// first, ties by registration order: the order in which a pool over its count
+// takes slots back.
+func slotBefore(a, b *planEntry, minCap uint64) bool {
+	if pa, pb := a.b.priority(minCap), b.b.priority(minCap); pa != pb {
+		return pa < pb
 	}
+	return a.seq < b.seq
 }
 
 // curveView reads the curve for one asker: xIdx is its own snapshot index (-1

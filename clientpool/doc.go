@@ -32,20 +32,26 @@
 //     free-client ID, reference-counted by their clients list (see Shared
 //     negative balances below).
 //   - active: an indexed min-heap of active clients ordered by key, a lower
-//     bound of the client's priority over the next params.PriorityHorizon. Each
-//     active client has one threshold timer (mclock AfterFunc, re-armed on
-//     every re-key) that fires when its positive balance runs out or its
-//     priority falls to its key; the timer re-keys the client and, when it is
-//     (or was) the lowest-ranked active client, lets waiting clients compete.
+//     bound of the client's priority over the next params.PriorityHorizon;
+//     slots: the same clients ordered by slotKey, the same bound of their
+//     priority at minCap (their rank for a slot, see A pool full by count).
+//     Each active client has one threshold timer (mclock AfterFunc, re-armed
+//     on every re-key) that fires when its positive balance runs out or its
+//     priority falls to one of its keys; the timer re-keys the client and
+//     lets waiting clients compete.
 //   - inactiveBest / inactiveLow: two indexed heaps over the inactive clients,
 //     best first (activation order) and worst first (SetMaxInactive), ordered
 //     by an expiration-independent log key of their balances. A waiting free
 //     client has an allowance timer (it is disconnected when it fires); a
 //     waiting priority client whose balance decays has a decay timer that
-//     fires when the balance reads 0, and starts its allowance then.
-//   - The enforcement planner walks the active heap in order without changing
-//     it (a frontier heap over heap indices), so evicting or cutting k clients
-//     costs O(k log k) and register/unregister are O(log n).
+//     fires when the balance reads 0, and starts its allowance then. The
+//     three per-client timers are clientTimers: an mclock timer and a
+//     generation counter, so a firing that raced with a stop is ignored.
+//   - The enforcement planner walks the slots and active heaps in order
+//     without changing them (a frontier heap over heap indices), so evicting
+//     or cutting k clients costs O(k log k) and register/unregister are
+//     O(log n). indexedHeap is the one heap type, for the client sets and the
+//     frontier.
 //   - capacityCurve: a cached simulation of enforcement over a snapshot of the
 //     active set (one for a newcomer, which needs a slot, and one for an
 //     active asker, which holds one), answered by binary search; rebuilt on
@@ -53,6 +59,52 @@
 //     once it is 100 ms old.
 //   - total: the sum of all positive balances as one ExpiredValue, updated on
 //     every balance change, plus the unsettled spending rate of active clients.
+//
+// # Decisions on the priority of the moment
+//
+// A key orders a heap lazily; no decision trusts it. The planner's frontier
+// is go-ethereum's lazy queue: an entry is ordered by its key (a lower bound
+// of its priority at the moment) until it is refreshed to its exact priority
+// at the moment and re-sifted, and an entry that is fresh at the top is the
+// lowest-ranked client: every other entry's priority is at least its key, and
+// every key is at least the top's priority. So enforcement, activation and
+// SetCapacity compare exact priorities of the moment: the incumbents' exact
+// priorities against the newcomer's or requester's priority after paying for
+// the bias (SPEC 3.2), whatever the keys are; a key only decides how many
+// clients are refreshed. Keys of clients that spend their balance within the
+// horizon all fall to about the same floor: the walk then refreshes all of
+// them, and still takes the right one, up to maxPlanRefreshes per walk: past
+// that budget a client reached by key is compared at its exact priority but
+// taken in key order, so a decision stays O(log n) when the keys of a whole
+// pool collapsed (a pool whose clients spend more over the horizon than they
+// have, such as the benchmarks' 1 token per ns). Exact keys (issue 13 item 2)
+// would make the budget moot. A newcomer that does not out-rank the lowest key
+// left fails at once: every priority is at least that key. The capacity
+// curve's snapshot holds exact priorities, so it simulates in exact order from
+// the start.
+//
+// One enforcement step (enforcement.step) is the rule for the planner and the
+// curve: the lowest-ranked client is deactivated when the count is over or it
+// is at minCap, else cut by a quarter and re-ranked at its new capacity.
+//
+// # A pool full by count
+//
+// While the count is over the limit, the client that gives up its slot is the
+// one with the lowest priority at minCap (for a free client, its priority at
+// any capacity; for a priority client, pos/minCap): a slot is held at minCap
+// at least, so that is each client's rank for a slot, and a newcomer takes a
+// slot only by out-ranking it there (biased, at minCap). Only then is the
+// capacity enforced, at each client's own capacity. (SPEC 3.2 took the lowest
+// at its current capacity: a client evicted that way out-ranked others at
+// minCap, came back at once and evicted another, a chain the capacity query
+// could not answer.) No chain follows: the evicted client's biased priority at
+// minCap is below its exact one, which is at most every other active
+// client's at minCap, and below the newcomer's; it comes back only when it
+// out-ranks someone at the moment. The outcomes SPEC 3.2 describes hold: a
+// paid newcomer to a full pool evicts exactly the lowest-ranked client (by
+// rank for a slot); free clients all rank by their negative balances, so they
+// take turns only after the connected bias, one eviction per newcomer that
+// out-ranks.
 //
 // # Shared negative balances
 //
@@ -85,14 +137,13 @@
 //     saturated at MaxInt64 has its ceiling there and is not refreshed again.
 //     A ceiling far above a decayed value is lowered at the next re-key of a
 //     member (a lower ceiling only makes the refresh come earlier).
-//   - Decisions stay right. The planner and the capacity curve walk clients
-//     in key order and compare exact priorities, as for any client, and the
-//     keys of members are lower bounds of their priorities at every decision,
-//     like every other key. They are lower than exact keys by at most the
-//     ceiling's headroom (3% of the balance, or the group's cost over the
-//     horizon), so a member may be cut a little before a client with the same
-//     balance at an address of its own. Among themselves members keep
-//     registration order (equal keys).
+//   - Decisions stay right. The planner and the capacity curve compare exact
+//     priorities of the moment, as for any client, and the keys of members
+//     are lower bounds of their priorities at every decision, like every
+//     other key. They are lower than exact keys by at most the ceiling's
+//     headroom (3% of the balance, or the group's cost over the horizon),
+//     which only makes the planner refresh a few more clients. Among
+//     themselves members keep registration order (equal priorities).
 //   - Bound. SetMaxPerFreeID (node.Config.MaxPerIP) bounds how many clients
 //     one free-client ID may hold registered; a bare pool has none.
 //

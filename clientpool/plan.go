@@ -10,13 +10,12 @@ import (
 )
 
 // planEntry is one candidate of the enforcement planner or the capacity
-// curve: an active client in the order the pool cuts clients, by its ordering
-// key (the priority lower bound of the active heap), then registration order.
-// Victims are compared by their exact priority, prio.
+// curve: an active client, its capacity and, once refreshed (hasPrio), its
+// exact priority at the moment of the decision.
 type planEntry struct {
 	c       *client // nil in a curve snapshot
 	hidx    int     // planner: active heap index whose children are not yet visited (-1: none); curve: snapshot index
-	key     int64
+	key     int64   // the walked heap's key (key or slotKey): a lower bound of prio
 	seq     uint64
 	hasPrio bool // prio and b are computed
 	prio    int64
@@ -24,67 +23,38 @@ type planEntry struct {
 	b       balSnap
 }
 
-// planBefore orders planner entries: lowest key first, ties by registration
-// order, the longest registered first (the active heap's order).
+// rank is what an entry is ordered by: its exact priority once refreshed,
+// else its key, a lower bound of it.
+func (e *planEntry) rank() int64 {
+	if e.hasPrio {
+		return e.prio
+	}
+	return e.key
+}
+
+// planBefore orders the enforcement frontier, lowest first. An entry that is
+// not refreshed is ordered by its key, a lower bound of its priority, and
+// comes before a refreshed one of the same rank; so a refreshed entry at the
+// top has the lowest priority of all (every other priority is at least its
+// key, and every key is at least the top's priority), and ties of priority go
+// to registration order, the longest registered first. This is the lazy
+// queue: keys order the heap, and the lowest is refreshed and re-sifted until
+// the top is fresh.
 func planBefore(a, b *planEntry) bool {
-	if a.key != b.key {
-		return a.key < b.key
+	if ra, rb := a.rank(), b.rank(); ra != rb {
+		return ra < rb
+	}
+	if a.hasPrio != b.hasPrio {
+		return !a.hasPrio
 	}
 	return a.seq < b.seq
 }
 
-// cutEntry returns e after a quarter cut to capacity nc, re-ranked as rekey
-// would rank it.
-func cutEntry(e planEntry, nc uint64) planEntry {
-	e.cap = nc
-	e.prio = e.b.priority(nc)
-	e.key = e.b.estimate(nc, 0, params.PriorityHorizon, 0)
-	e.hidx = -1
-	return e
-}
+// planHeap is the enforcement frontier.
+type planHeap = indexedHeap[planEntry]
 
-// planHeap is a binary min-heap of planner entries, hand-rolled to avoid
-// boxing entries into interfaces.
-type planHeap []planEntry
-
-func (h *planHeap) push(e planEntry) {
-	*h = append(*h, e)
-	s := *h
-	i := len(s) - 1
-	for i > 0 {
-		parent := (i - 1) / 2
-		if !planBefore(&s[i], &s[parent]) {
-			break
-		}
-		s[i], s[parent] = s[parent], s[i]
-		i = parent
-	}
-}
-
-func (h *planHeap) pop() planEntry {
-	s := *h
-	top := s[0]
-	n := len(s) - 1
-	s[0] = s[n]
-	s[n] = planEntry{}
-	s = s[:n]
-	i := 0
-	for {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && planBefore(&s[l], &s[m]) {
-			m = l
-		}
-		if r < n && planBefore(&s[r], &s[m]) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		s[i], s[m] = s[m], s[i]
-		i = m
-	}
-	*h = s
-	return top
+func newPlanHeap(entries []planEntry) planHeap {
+	return planHeap{items: entries, less: planBefore}
 }
 
 // quarterCut is the capacity after one enforcement cut: a quarter less (at
@@ -100,85 +70,154 @@ func quarterCut(cap, floor uint64) uint64 {
 	return cap - d
 }
 
-// plan works out how the limits would be enforced (SPEC 3.2) if client x (nil
-// for none) held capacity xCap with the (biased) priority xPrio, without
-// changing anything. While over a limit it takes the lowest-ranked active
-// client (walking the active heap in order): at its floor (minCap) or while
-// the count is over it is deactivated, else it is cut by a quarter and
-// re-ranked. With x set, the plan fails as soon as x does not out-rank (by
-// exact priority) the client to cut. On success each victim's planCap holds
-// its new capacity (0 = deactivated). The work is O(k log k) for k cuts.
+// enforcement is the enforcement of the limits (SPEC 3.2), the one rule both
+// the planner (plan) and the capacity curve (simulate) run: while over a
+// limit, the lowest-ranked active client at the moment (the fresh top of the
+// frontier) is deactivated when it is at its floor (minCap) or the count is
+// over, else cut by a quarter and re-ranked at its new capacity.
+type enforcement struct {
+	minCap, maxCount uint64
+	count            uint64 // active clients, with the asker's slot
+	capSum           uint64 // active capacity of the others
+	capLimit         uint64 // what the asker leaves of maxCap
+	fr               planHeap
+}
+
+// over reports whether a limit is still exceeded.
+func (en *enforcement) over() bool {
+	return en.count > en.maxCount || en.capSum > en.capLimit
+}
+
+// step applies the rule to e, the lowest-ranked active client (refreshed):
+// it returns e's new capacity, 0 if it is deactivated; a cut client goes back
+// into the frontier at its priority at the new capacity.
+func (en *enforcement) step(e planEntry) uint64 {
+	if e.cap > en.minCap && en.count <= en.maxCount {
+		nc := quarterCut(e.cap, en.minCap)
+		en.capSum -= e.cap - nc
+		e.cap = nc
+		e.prio = e.b.priority(nc)
+		en.fr.push(e)
+		return nc
+	}
+	en.count--
+	en.capSum -= e.cap
+	return 0
+}
+
+// maxPlanRefreshes bounds the clients one walk of a plan refreshes and
+// re-sifts (see plan): past it, a client reached by key is compared at its exact priority
+// but taken in key order. Keys that collapsed for many clients at once (every
+// key of a pool whose clients spend more over params.PriorityHorizon than
+// they have) would otherwise make a decision O(n).
+const maxPlanRefreshes = 16
+
+// plan works out how the limits would be enforced (SPEC 3.2, and doc.go's
+// rule for a pool full by count) if client x (nil for none) held capacity
+// xCap with the (biased) priority xPrio, without changing anything. While the
+// count is over, it deactivates the client with the lowest priority at minCap
+// (the lowest rank for a slot); then, while the capacity is over, it takes the
+// lowest-ranked client at its capacity and cuts or deactivates it
+// (enforcement.step). Each walk is lazy (a frontier over the indices of the
+// slots or active heap, see planBefore): every client reached is refreshed to
+// its exact priority at now, so the client taken is the lowest-ranked at the
+// moment whatever the keys are. With x set, the plan fails as soon as x does
+// not out-rank the client to take. On success each victim's planCap holds its
+// new capacity (0 = deactivated). The work is O(k log k) for the k clients
+// whose key is below the priority of the last client taken, and at most
+// maxPlanRefreshes of them are refreshed per walk.
 //
 // Capacity sums are never formed past maxCap: with x, the others' capacity
 // (capSum) is compared with what x leaves of maxCap (capLimit = maxCap - xCap),
 // so the sum of everything told stays at most maxCap and cannot wrap, however
 // close to MaxUint64 the limit and the request are.
 func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int64) ([]*client, bool) {
-	count, capSum, capLimit := p.activeCount, p.activeCap, p.maxCap
+	en := enforcement{minCap: p.minCap, maxCount: p.maxCount, count: p.activeCount, capSum: p.activeCap, capLimit: p.maxCap}
 	if x != nil {
 		if xCap > p.maxCap || p.maxCount == 0 {
 			return nil, false
 		}
 		if x.active {
-			capSum -= x.capacity // activeCap includes it
+			en.capSum -= x.capacity // activeCap includes it
 		} else {
-			count++
+			en.count++
 		}
-		capLimit -= xCap
+		en.capLimit -= xCap
 	}
-	if count <= p.maxCount && capSum <= capLimit {
+	if !en.over() {
 		return nil, true
 	}
 	p.planGen++
 	gen := p.planGen
-	fr := p.frontier[:0]
-	defer func() { p.frontier = fr[:0] }()
-	visit := func(i int) {
-		c := p.active.items[i]
-		fr.push(planEntry{c: c, hidx: i, key: c.key, seq: c.seq, cap: c.capacity})
-	}
-	if p.active.Len() > 0 {
-		visit(0)
-	}
 	var victims []*client
-	for count > p.maxCount || capSum > capLimit {
-		if len(fr) == 0 {
-			return nil, false // only possible with x, which cannot fit
+	// walk takes clients from h in the order of their priority at the
+	// moment (at minCap for slots) while more is true.
+	walk := func(h *clientHeap, slots bool, more func() bool) bool {
+		refreshes := 0
+		en.fr = newPlanHeap(p.frontier.items[:0])
+		defer func() { p.frontier.items = en.fr.items[:0] }()
+		visit := func(i int) {
+			c := h.items[i]
+			key := c.key
+			if slots {
+				key = c.slotKey
+			}
+			en.fr.push(planEntry{c: c, hidx: i, key: key, seq: c.seq, cap: c.capacity})
 		}
-		e := fr.pop()
-		if e.hidx >= 0 {
-			for _, ch := range [2]int{2*e.hidx + 1, 2*e.hidx + 2} {
-				if ch < p.active.Len() {
-					visit(ch)
+		if h.Len() > 0 {
+			visit(0)
+		}
+		for more() {
+			if en.fr.Len() == 0 {
+				return false // only possible with x, which cannot fit
+			}
+			e := en.fr.pop()
+			if e.hidx >= 0 {
+				for _, ch := range [2]int{2*e.hidx + 1, 2*e.hidx + 2} {
+					if ch < h.Len() {
+						visit(ch)
+					}
+				}
+				e.hidx = -1
+			}
+			v := e.c
+			if v == x || v.planGen == gen && v.planCap == 0 { // x, or deactivated for a slot
+				continue
+			}
+			if x != nil && xPrio <= e.rank() {
+				// Every priority left is at least e's rank (a key is at
+				// most its client's priority, and the frontier holds the
+				// lowest rank of what is left): x out-ranks nobody.
+				return false
+			}
+			if !e.hasPrio { // refresh, and re-sift while the budget lasts
+				e.b = v.snapAt(now)
+				if slots {
+					e.prio = e.b.priority(p.minCap)
+				} else {
+					e.prio = e.b.priority(e.cap)
+				}
+				e.hasPrio = true
+				if refreshes < maxPlanRefreshes {
+					refreshes++
+					en.fr.push(e)
+					continue
+				}
+				if x != nil && xPrio <= e.prio {
+					return false
 				}
 			}
-			e.hidx = -1
+			if v.planGen != gen {
+				v.planGen = gen
+				victims = append(victims, v)
+			}
+			v.planCap = en.step(e)
 		}
-		if e.c == x {
-			continue
-		}
-		if !e.hasPrio {
-			e.b = e.c.snapAt(now)
-			e.prio, e.hasPrio = e.b.priority(e.cap), true
-		}
-		if x != nil && xPrio <= e.prio {
-			return nil, false
-		}
-		v := e.c
-		if v.planGen != gen {
-			v.planGen = gen
-			victims = append(victims, v)
-		}
-		if e.cap > p.minCap && count <= p.maxCount {
-			nc := quarterCut(e.cap, p.minCap)
-			capSum -= e.cap - nc
-			v.planCap = nc
-			fr.push(cutEntry(e, nc))
-		} else {
-			count--
-			capSum -= e.cap
-			v.planCap = 0
-		}
+		return true
+	}
+	if !walk(&p.slots, true, func() bool { return en.count > en.maxCount }) ||
+		!walk(&p.active, false, en.over) {
+		return nil, false
 	}
 	return victims, true
 }

@@ -47,6 +47,7 @@ type ClientPool struct {
 	clients      map[enode.ID]*client
 	negs         map[string]*negBalance // shared negative balances of connected clients
 	active       clientHeap             // active clients, lowest priority bound first
+	slots        clientHeap             // active clients, lowest bound of the priority at minCap first
 	inactiveBest clientHeap             // inactive clients, best first
 	inactiveLow  clientHeap             // inactive clients, worst first
 	activeCount  uint64
@@ -60,7 +61,7 @@ type ClientPool struct {
 	lastSweep    mclock.AbsTime
 	lastOffsets  mclock.AbsTime
 	planGen      uint64
-	frontier     planHeap
+	frontier     planHeap // the planner's frontier, kept for its storage
 	curve        *capacityCurve
 	curveMoved   uint64 // capacity moved since the curve was built
 	curveChanged bool   // anything changed since the curve was built
@@ -100,9 +101,10 @@ func NewClientPool(db ethdb.KeyValueStore, minCap uint64, connectedBias time.Dur
 		negs:    make(map[string]*negBalance),
 	}
 	p.delivered.L = &p.mu
-	p.active = clientHeap{less: lowerActive, idx: func(c *client) *int { return &c.activeIx }}
-	p.inactiveBest = clientHeap{less: betterInactive, idx: func(c *client) *int { return &c.bestIx }}
-	p.inactiveLow = clientHeap{less: func(a, b *client) bool { return betterInactive(b, a) }, idx: func(c *client) *int { return &c.worstIx }}
+	p.active = newClientHeap(lowerActive, func(c *client) *int { return &c.activeIx })
+	p.slots = newClientHeap(lowerSlot, func(c *client) *int { return &c.slotIx })
+	p.inactiveBest = newClientHeap(betterInactive, func(c *client) *int { return &c.bestIx })
+	p.inactiveLow = newClientHeap(func(a, b *client) bool { return betterInactive(b, a) }, func(c *client) *int { return &c.worstIx })
 	now := clock.Now()
 	posL, negL, err := p.st.loadOffsets()
 	if err != nil {
@@ -174,18 +176,9 @@ func (p *ClientPool) Stop() {
 		p.periodic.Stop()
 	}
 	for _, c := range p.clients {
-		if c.timer != nil {
-			c.timer.Stop()
-		}
-		if c.allowTimer != nil {
-			c.allowTimer.Stop()
-		}
-		if c.decayTimer != nil {
-			c.decayTimer.Stop()
-		}
-		c.timerGen++
-		c.allowGen++
-		c.decayGen++
+		c.timer.stop()
+		c.allowTimer.stop()
+		c.decayTimer.stop()
 	}
 	p.mu.Unlock()
 	if err := p.st.close(); err != nil { // on disk when Stop returns
@@ -239,7 +232,7 @@ func (p *ClientPool) Register(peer Peer) ConnectedBalance {
 	c := &client{
 		pool: p, peer: peer, node: node, id: node.ID(), freeID: freeID, allowance: allowance,
 		seq: p.seq, registered: true, posF: p.defPos, negF: p.defNeg,
-		activeIx: -1, bestIx: -1, worstIx: -1, lastSettle: now,
+		activeIx: -1, slotIx: -1, bestIx: -1, worstIx: -1, lastSettle: now,
 	}
 	c.pos = pos
 	c.inTotal = c.pos

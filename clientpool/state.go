@@ -11,19 +11,22 @@ import (
 // This file holds the state transitions of one client. Each is called with
 // the pool lock held and records the peer callbacks and events it causes.
 
-// rekey recomputes an active client's ordering key, a lower bound of its
-// priority over the next params.PriorityHorizon, and re-arms its timer.
+// rekey recomputes an active client's ordering keys, lower bounds of its
+// priority (at its capacity and at minCap) over the next
+// params.PriorityHorizon, and re-arms its timer.
 func (p *ClientPool) rekey(c *client, now mclock.AbsTime) {
 	p.rekeys++
 	p.updateNegRate(c, now) // first: the timer reads the group's rate
 	b := c.snapAt(now)
 	kb := b
 	kb.neg = p.keyNeg(c.neg, b.neg, now) // a shared balance: its ceiling
-	c.key = kb.estimate(c.capacity, 0, params.PriorityHorizon, 0)
+	c.key, c.slotKey = kb.keys(c.capacity, p.minCap, params.PriorityHorizon)
 	if p.active.contains(c) {
 		p.active.fix(c)
+		p.slots.fix(c)
 	} else {
 		p.active.add(c)
+		p.slots.add(c)
 	}
 	p.armTimer(c, &b)
 	p.updateSpend(c)
@@ -33,9 +36,9 @@ func (p *ClientPool) rekey(c *client, now mclock.AbsTime) {
 func (p *ClientPool) activate(c *client, cap uint64, now mclock.AbsTime, acts *callbacks) {
 	p.inactiveBest.remove(c)
 	p.inactiveLow.remove(c)
-	paused := c.allowTimer != nil
+	paused := c.allowTimer.armed()
 	p.stopAllowance(c)
-	p.stopDecay(c) // the threshold timer watches the balance from now on
+	c.decayTimer.stop() // the threshold timer watches the balance from now on
 	c.allowPaused = paused
 	c.active = true
 	c.capacity = cap
@@ -77,6 +80,7 @@ func (p *ClientPool) removeActive(c *client, now mclock.AbsTime, acts *callbacks
 		acts.event(EventBalanceExhausted, c, now, "")
 	}
 	p.active.remove(c)
+	p.slots.remove(c)
 	p.activeCount--
 	p.activeCap -= c.capacity
 	p.capMoved(c.capacity)
@@ -84,11 +88,7 @@ func (p *ClientPool) removeActive(c *client, now mclock.AbsTime, acts *callbacks
 	c.active = false
 	p.updateSpend(c)
 	p.updateNegRate(c, now)
-	if c.timer != nil {
-		c.timer.Stop()
-		c.timer = nil
-	}
-	c.timerGen++
+	c.timer.stop()
 	if report {
 		acts.update(c, 0, false)
 	}
@@ -129,12 +129,8 @@ func (p *ClientPool) leaveSets(c *client, now mclock.AbsTime, acts *callbacks, r
 	p.inactiveBest.remove(c)
 	p.inactiveLow.remove(c)
 	p.stopAllowance(c)
-	p.stopDecay(c)
-	if c.timer != nil {
-		c.timer.Stop()
-		c.timer = nil
-	}
-	c.timerGen++
+	c.decayTimer.stop()
+	c.timer.stop()
 }
 
 // disconnect tells a client to disconnect for reason: it leaves the sets at
@@ -165,8 +161,8 @@ func (p *ClientPool) startAllowance(c *client, acts *callbacks) {
 		p.armDecay(c)
 		return
 	}
-	p.stopDecay(c)
-	if c.allowTimer != nil {
+	c.decayTimer.stop()
+	if c.allowTimer.armed() {
 		return // already counting
 	}
 	now := p.clock.Now()
@@ -179,19 +175,13 @@ func (p *ClientPool) startAllowance(c *client, acts *callbacks) {
 		p.disconnect(c, now, acts, ReasonAllowanceEnded)
 		return
 	}
-	c.allowGen++
-	gen := c.allowGen
-	c.allowTimer = p.clock.AfterFunc(left, func() { p.onAllowance(c, gen) })
+	c.allowTimer.arm(p.clock, left, func(gen uint64) { p.onAllowance(c, gen) })
 }
 
 // stopAllowance stops the allowance timer; the allowance ends (a paused one
 // is kept by activate only).
 func (p *ClientPool) stopAllowance(c *client) {
-	if c.allowTimer != nil {
-		c.allowTimer.Stop()
-		c.allowTimer = nil
-	}
-	c.allowGen++
+	c.allowTimer.stop()
 	c.allowPaused = false
 }
 
@@ -202,7 +192,7 @@ func (p *ClientPool) stopAllowance(c *client) {
 // persistence pass, up to params.BalancePersistInterval late. An inactive
 // client spends nothing, so only decay takes its balance away.
 func (p *ClientPool) armDecay(c *client) {
-	p.stopDecay(c)
+	c.decayTimer.stop()
 	tau := p.posExp.tauNs()
 	if tau <= 0 || p.stopped {
 		return // no decay: it keeps its priority while it waits
@@ -215,18 +205,7 @@ func (p *ClientPool) armDecay(c *client) {
 	if d < params.MinTimerDelay {
 		d = params.MinTimerDelay
 	}
-	gen := c.decayGen
-	c.decayTimer = p.clock.AfterFunc(d, func() { p.onDecay(c, gen) })
-}
-
-// stopDecay stops the decay timer; a firing already under way is ignored
-// (decayGen).
-func (p *ClientPool) stopDecay(c *client) {
-	if c.decayTimer != nil {
-		c.decayTimer.Stop()
-		c.decayTimer = nil
-	}
-	c.decayGen++
+	c.decayTimer.arm(p.clock, d, func(gen uint64) { p.onDecay(c, gen) })
 }
 
 // onDecay handles an inactive priority client whose positive balance decayed
@@ -235,8 +214,7 @@ func (p *ClientPool) stopDecay(c *client) {
 func (p *ClientPool) onDecay(c *client, gen uint64) {
 	var acts callbacks
 	p.mu.Lock()
-	if !p.stopped && gen == c.decayGen && c.registered && !c.disconnected && !c.active {
-		c.decayTimer = nil
+	if c.decayTimer.fired(gen) && !p.stopped && c.registered && !c.disconnected && !c.active {
 		now := p.clock.Now()
 		if c.settle(now) {
 			p.lostPriority(c, now, &acts)
@@ -253,8 +231,7 @@ func (p *ClientPool) onDecay(c *client, gen uint64) {
 func (p *ClientPool) onAllowance(c *client, gen uint64) {
 	var acts callbacks
 	p.mu.Lock()
-	if !p.stopped && gen == c.allowGen && c.registered && !c.disconnected && !c.active && !c.hasPriority() {
-		c.allowTimer = nil
+	if c.allowTimer.fired(gen) && !p.stopped && c.registered && !c.disconnected && !c.active && !c.hasPriority() {
 		now := p.clock.Now()
 		p.disconnect(c, now, &acts, ReasonAllowanceEnded)
 		p.finish(now, &acts)
@@ -269,10 +246,8 @@ func (p *ClientPool) onAllowance(c *client, gen uint64) {
 func (p *ClientPool) onTimer(c *client, gen uint64) {
 	var acts callbacks
 	p.mu.Lock()
-	if !p.stopped && gen == c.timerGen && c.active {
-		c.timer = nil
+	if c.timer.fired(gen) && !p.stopped && c.active {
 		now := p.clock.Now()
-		wasLowest := c.activeIx == 0
 		lost := c.settle(now)
 		if lost {
 			p.lostPriority(c, now, &acts)
@@ -281,12 +256,10 @@ func (p *ClientPool) onTimer(c *client, gen uint64) {
 			p.rekey(c, now)
 		}
 		p.curveChanged = true
-		// A waiting client can only replace the lowest-ranked active client;
-		// when c neither was nor is it, the lowest one's own timer will let
-		// waiting clients compete.
-		if lost || wasLowest || !c.active || c.activeIx == 0 {
-			p.tryActivate(now, &acts)
-		}
+		// The heap's order is lazy: whether c is the lowest-ranked active
+		// client at the moment is known only to the planner, so waiting
+		// clients compete at every threshold.
+		p.tryActivate(now, &acts)
 		p.finish(now, &acts)
 	}
 	p.mu.Unlock()
