@@ -120,13 +120,7 @@ func (p *ClientPool) refreshNeg(nb *negBalance, now mclock.AbsTime) {
 		if s.disconnected || !s.registered {
 			continue
 		}
-		if s.active {
-			p.rekey(s, now)
-		} else {
-			s.setInactiveKey()
-			p.inactiveBest.fix(s)
-			p.inactiveLow.fix(s)
-		}
+		p.refreshKey(s, now)
 	}
 	p.curveChanged = true
 }

@@ -293,12 +293,8 @@ func (p *ClientPool) priorityChanged(c *client, now mclock.AbsTime, acts *callba
 		return
 	}
 	p.curveChanged = true
-	if c.active {
-		p.rekey(c, now)
-	} else {
-		c.setInactiveKey()
-		p.inactiveBest.fix(c)
-		p.inactiveLow.fix(c)
+	p.refreshKey(c, now)
+	if !c.active {
 		p.startAllowance(c, acts) // or, with priority, re-arm the decay timer
 	}
 	p.tryActivate(now, acts)
@@ -311,4 +307,16 @@ func (p *ClientPool) capMoved(d uint64) {
 		p.curveMoved = math.MaxUint64 // saturated: the curve is stale anyway
 	}
 	p.curveChanged = true
+}
+
+// refreshKey re-keys c where it is ranked: in the active heaps, or in the
+// inactive heaps of waiting clients.
+func (p *ClientPool) refreshKey(c *client, now mclock.AbsTime) {
+	if c.active {
+		p.rekey(c, now)
+		return
+	}
+	c.setInactiveKey()
+	p.inactiveBest.fix(c)
+	p.inactiveLow.fix(c)
 }
