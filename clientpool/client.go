@@ -69,6 +69,8 @@ type client struct {
 	allowance time.Duration
 	seq       uint64 // registration order, the tie-breaker of equal priorities
 
+	since mclock.AbsTime // when Register accepted it (ClientState.Connected)
+
 	pos        ExpiredValue
 	inTotal    ExpiredValue // this client's share of the pool's total token amount
 	neg        *negBalance

@@ -260,4 +260,17 @@
 // A client told to Disconnect leaves the active and inactive sets at once and
 // is never reactivated; its later Unregister only settles and persists its
 // balances.
+//
+// # One owner of client state
+//
+// The pool is the only owner of what it decides about a connected client:
+// its capacity, balances, price factors and how long it has been registered.
+// A transport or an RPC API reads them by node ID (ClientInfo, the sorted and
+// bounded ConnectedClients, Connected) and changes prices by node ID
+// (SetClientFactors) instead of keeping copies that could fall behind; each
+// read is one snapshot under mu. A client is "connected" from Register to
+// Unregister, also after it was told to Disconnect. The pool also counts the
+// capacity queries it answered (CapacityQueryCounts: zero when none of the
+// amounts asked about buys capacity), so nobody decodes its replies again to
+// count them.
 package clientpool

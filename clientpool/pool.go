@@ -28,6 +28,8 @@ type ClientPool struct {
 	quit    chan struct{}
 	saved   savedSettings // the settings saved on disk (settings.go); its lock is taken before mu
 
+	cqCounts capQueryCounts // answered capacity queries (clients_api.go)
+
 	mu           sync.Mutex // guards everything below
 	started      bool
 	stopped      bool
@@ -246,6 +248,7 @@ func (p *ClientPool) Register(peer Peer) ConnectedBalance {
 		p.refreshNeg(c.neg, now) // the first member's key was exact: now against the ceiling
 	}
 	p.clients[c.id] = c
+	c.since = now
 	acts.event(EventConnected, c, now, "")
 	c.setInactiveKey()
 	p.inactiveBest.add(c)

@@ -30,6 +30,7 @@ func (p *ClientPool) Handle(id enode.ID, freeID, name string, data []byte) []byt
 		if r == nil {
 			return nil
 		}
+		p.cqCounts.count(r)
 		return vflux.EncodeCapacityQueryReply(r)
 	case vflux.BalanceQueryName:
 		if !emptyParams(data) {

@@ -116,7 +116,7 @@ func (a *API) ServerInfo() (*ServerInfo, error) {
 		ActiveCap:         capacity,
 		InactiveCount:     s.pool.Inactive(),
 		MaxInactive:       s.cfg.PoolMaxInactive(),
-		ConnectedCount:    s.clients.count(),
+		ConnectedCount:    s.pool.Connected(),
 		TotalTokens:       s.pool.TotalTokenAmount(),
 		ConnectedBias:     s.pool.ConnectedBias().Seconds(),
 		PosExpirationTC:   posTC,
@@ -171,14 +171,26 @@ func (a *API) ConnectedClientInfo(maxCount int) (map[string]ClientInfo, error) {
 	if err := a.checkRunning(); err != nil {
 		return nil, err
 	}
-	var ids []enode.ID
-	for _, c := range a.s.clients.snapshot() {
-		if len(ids) == maxCount {
-			break
-		}
-		ids = append(ids, c.node.ID())
+	states := a.s.pool.ConnectedClients(maxCount)
+	out := make(map[string]ClientInfo, len(states))
+	for _, st := range states {
+		out[st.ID().String()] = a.connectedInfo(st)
 	}
-	return a.clientInfos(ids)
+	return out, nil
+}
+
+// connectedInfo is what vflux_clientInfo reports of a connected client: the
+// pool's state of it, and the protocols its connection runs.
+func (a *API) connectedInfo(st clientpool.ClientState) ClientInfo {
+	return ClientInfo{
+		Connected:      true,
+		Capacity:       st.Capacity,
+		ConnectionTime: st.Connected.Seconds(),
+		PosBalance:     st.PosBalance,
+		NegBalance:     st.NegBalance,
+		Params:         pricesParams(PricesFromPool(st.PosFactors), PricesFromPool(st.NegFactors)),
+		Protocols:      a.s.clients.protocolsOf(st.ID()),
+	}
 }
 
 func (a *API) clientInfos(ids []enode.ID) (map[string]ClientInfo, error) {
@@ -186,17 +198,10 @@ func (a *API) clientInfos(ids []enode.ID) (map[string]ClientInfo, error) {
 		return nil, err
 	}
 	out := make(map[string]ClientInfo, len(ids))
-	clock := a.s.clients.clock
 	for _, id := range ids {
 		var info ClientInfo
-		if c, ok := a.s.clients.get(id); ok {
-			info.Connected = true
-			info.Capacity = c.capacity
-			info.ConnectionTime = time.Duration(clock.Now() - c.connected).Seconds()
-			info.PosBalance, info.NegBalance = c.balance.GetBalance()
-			pos, neg := c.balance.GetPriceFactors()
-			info.Params = pricesParams(PricesFromPool(pos), PricesFromPool(neg))
-			info.Protocols = c.protocols
+		if st, ok := a.s.pool.ClientInfo(id); ok {
+			info = a.connectedInfo(st)
 		} else {
 			a.s.pool.BalanceOperation(id, "", func(op clientpool.AtomicBalanceOperator) {
 				info.PosBalance, info.NegBalance = op.GetBalance()
@@ -226,8 +231,8 @@ func (a *API) AddBalance(id string, amount Amount, opts *AddBalanceOptions) ([2]
 		return [2]uint64{}, err
 	}
 	freeID := ""
-	if c, ok := a.s.clients.get(nodeID); ok {
-		freeID = c.freeID
+	if st, ok := a.s.pool.ClientInfo(nodeID); ok {
+		freeID = st.FreeID
 	}
 	// The check and the change are one balance operation, so spending in
 	// between cannot turn a refused removal into a clamped one.
@@ -284,31 +289,38 @@ func (a *API) SetClientParams(ids []string, p map[string]interface{}) error {
 	if err := a.checkRunning(); err != nil {
 		return err
 	}
-	clients := make([]connectedClient, len(nodeIDs))
-	for i, id := range nodeIDs {
-		c, ok := a.s.clients.get(id)
-		if !ok {
-			return fmt.Errorf("%w: client %s is not connected; parameters apply to connected clients only", clientpool.ErrNotConnected, id)
+	for _, id := range nodeIDs {
+		if _, ok := a.s.pool.ClientInfo(id); !ok {
+			return notConnected(id)
 		}
-		clients[i] = c
 	}
-	for _, c := range clients {
+	for _, id := range nodeIDs {
+		st, ok := a.s.pool.ClientInfo(id) // the prices of the moment, to change only those given
+		if !ok {
+			return notConnected(id) // it left since the check
+		}
 		if u.hasPrices() {
-			pos, neg := c.balance.GetPriceFactors()
-			newPos, newNeg := u.apply(PricesFromPool(pos), PricesFromPool(neg))
-			c.balance.SetPriceFactors(newPos.PoolFactors(), newNeg.PoolFactors())
+			pos, neg := u.apply(PricesFromPool(st.PosFactors), PricesFromPool(st.NegFactors))
+			if err := a.s.pool.SetClientFactors(id, pos.PoolFactors(), neg.PoolFactors()); err != nil {
+				return fmt.Errorf("set prices of %s: %w", id, err)
+			}
 		}
 		if u.capacity != nil {
-			granted, err := a.s.pool.SetCapacity(c.node, *u.capacity, 0, false)
+			granted, err := a.s.pool.SetCapacity(st.Node, *u.capacity, 0, false)
 			if err != nil {
-				return fmt.Errorf("set capacity of %s: %w", c.node.ID(), err)
+				return fmt.Errorf("set capacity of %s: %w", id, err)
 			}
 			if granted != *u.capacity {
-				return fmt.Errorf("client %s: capacity %d requested, %d granted (not enough priority to take more)", c.node.ID(), *u.capacity, granted)
+				return fmt.Errorf("client %s: capacity %d requested, %d granted (not enough priority to take more)", id, *u.capacity, granted)
 			}
 		}
 	}
 	return nil
+}
+
+// notConnected is SetClientParams' error for a client that is not connected.
+func notConnected(id enode.ID) error {
+	return fmt.Errorf("%w: client %s is not connected; parameters apply to connected clients only", clientpool.ErrNotConnected, id)
 }
 
 // The setters below change a pool setting and save it in the pool's store

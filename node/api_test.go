@@ -10,12 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common/mclock"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/metrics"
 	"github.com/ethereum/go-ethereum/metrics/prometheus"
 	gethnode "github.com/ethereum/go-ethereum/node"
 	"github.com/ethereum/go-ethereum/p2p"
 	"github.com/ethereum/go-ethereum/p2p/enode"
+	"github.com/ethereum/go-ethereum/p2p/enr"
 	"github.com/ethereum/go-ethereum/rpc"
 )
 
@@ -296,5 +298,59 @@ func TestHTTPServesTheVfluxAPIOnlyWhenListed(t *testing.T) {
 				t.Errorf("in-process RPC: %v", err)
 			}
 		})
+	}
+}
+
+// A client the pool holds is reported from the pool alone: this one is
+// registered with the pool directly (as an embedding program's own transport
+// would), so the node has no record of it at all.
+func TestTheAPIReportsWhatThePoolHoldsOfAClient(t *testing.T) {
+	clock := &mclock.Simulated{}
+	cfg := testConfig(4)
+	cfg.Clock = clock
+	n := startNode(t, cfg, "", true)
+	ctx := context.Background()
+	p := gaugePeer{enode.SignNull(new(enr.Record), enode.ID{0xab, 1})}
+	id := p.n.ID().String()
+	if _, _, err := n.api.AddBalance(ctx, id, big.NewInt(1e15)); err != nil {
+		t.Fatal(err)
+	}
+	if n.svc.pool.Register(p) == nil {
+		t.Fatal("the pool refused the client")
+	}
+	defer n.svc.pool.Unregister(p)
+	clock.Run(3 * time.Second)
+
+	conn, err := n.api.ConnectedClientInfo(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, ok := conn[id]
+	st, _ := n.svc.pool.ClientInfo(p.n.ID())
+	if !ok || !ci.Connected || ci.Capacity == 0 || ci.Capacity != st.Capacity {
+		t.Fatalf("connectedClientInfo = %+v, want the pool's connected client with capacity %d", conn, st.Capacity)
+	}
+	if ci.ConnectionTime != 3 {
+		t.Errorf("connection time %v s, want 3 (pool clock)", ci.ConnectionTime)
+	}
+	if ci.PosBalance != st.PosBalance || ci.NegBalance != st.NegBalance {
+		t.Errorf("balances %d/%d, the pool holds %d/%d", ci.PosBalance, ci.NegBalance, st.PosBalance, st.NegBalance)
+	}
+	if info, err := n.api.ServerInfo(ctx); err != nil || info.ConnectedCount != 1 {
+		t.Errorf("serverInfo connectedCount = %+v, %v; want 1", info, err)
+	}
+
+	if err := n.api.SetClientParams(ctx, []string{id}, map[string]interface{}{keyTimeFactor: 7.0}); err != nil {
+		t.Fatalf("setClientParams of the pool's client: %v", err)
+	}
+	info, err := n.api.ClientInfo(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info[id].Params[keyTimeFactor]; got != 7.0 {
+		t.Errorf("time factor after setClientParams = %v, want 7", got)
+	}
+	if st, _ := n.svc.pool.ClientInfo(p.n.ID()); PricesFromPool(st.PosFactors).Time != 7 {
+		t.Errorf("the pool's time price is %v, want 7", PricesFromPool(st.PosFactors).Time)
 	}
 }

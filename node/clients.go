@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ethereum/go-ethereum/common/mclock"
 	"github.com/ethereum/go-ethereum/p2p"
 	"github.com/ethereum/go-ethereum/p2p/enode"
 	"github.com/vflux-net/vflux/clientpool"
@@ -18,13 +17,12 @@ import (
 // handler's protocol.Backend, and the governed protocols' wrappers attach to
 // it too). It keeps one client per connection, however many protocols that
 // connection runs (SPEC 11): registered with the pool when its first protocol
-// starts, unregistered when its last ends. It remembers each client's balance
-// handle and current capacity, so the RPC API can report capacities exactly
-// and change a connected client's prices, which only the holder of its
-// ConnectedBalance can do.
+// starts, unregistered when its last ends. It keeps only what is the
+// connection's own (its protocols, its governed flow, whether the pool has
+// decided on it yet); capacities, balances and prices are the pool's, and the
+// RPC API reads them from the pool by node ID.
 type clientRegistry struct {
 	pool  *clientpool.ClientPool
-	clock mclock.Clock
 	flows flowConfig
 	allow time.Duration
 
@@ -42,7 +40,8 @@ var _ protocol.Backend = (*clientRegistry)(nil)
 
 // peerClient is one pool client: one inbound connection with every protocol it
 // runs. It is the clientpool.Peer the pool sees; capacity changes and the
-// pool's Disconnect reach vfx/1's loop and the governed protocols' flow.
+// pool's Disconnect reach vfx/1's loop and the governed protocols' flow (which
+// holds the ConnectedBalance its requests are charged to).
 type peerClient struct {
 	reg    *clientRegistry
 	id     enode.ID
@@ -54,9 +53,7 @@ type peerClient struct {
 	gone   chan struct{} // closed when the pool's Unregister returned
 
 	// guarded by reg.mu
-	balance      clientpool.ConnectedBalance // nil until ready, or if refused
-	capacity     uint64
-	connected    mclock.AbsTime
+	registered   bool            // the pool's Register accepted it (false until ready, or if refused)
 	vfx          clientpool.Peer // vfx/1's peer while its loop is registered
 	protocols    map[string]int  // running protocols ("eth/69") -> count
 	refs         int             // running protocols
@@ -65,8 +62,8 @@ type peerClient struct {
 	leaving      bool            // refs reached 0: Unregister is running
 }
 
-func newClientRegistry(pool *clientpool.ClientPool, clock mclock.Clock, allow time.Duration, flows flowConfig) *clientRegistry {
-	return &clientRegistry{pool: pool, clock: clock, allow: allow, flows: flows, clients: make(map[enode.ID]*peerClient)}
+func newClientRegistry(pool *clientpool.ClientPool, allow time.Duration, flows flowConfig) *clientRegistry {
+	return &clientRegistry{pool: pool, allow: allow, flows: flows, clients: make(map[enode.ID]*peerClient)}
 }
 
 // Node implements clientpool.Peer.
@@ -78,12 +75,11 @@ func (c *peerClient) FreeClientID() string { return c.freeID }
 // InactiveAllowance implements clientpool.Peer.
 func (c *peerClient) InactiveAllowance() time.Duration { return c.reg.allow }
 
-// UpdateCapacity implements clientpool.Peer: it records the capacity and
-// passes it to vfx/1's loop and the governed flow; it never blocks.
+// UpdateCapacity implements clientpool.Peer: it passes the capacity to vfx/1's
+// loop and the governed flow (whose meter runs at it); it never blocks.
 func (c *peerClient) UpdateCapacity(newCap uint64, requested bool) {
 	c.reg.mu.Lock()
 	defer c.reg.mu.Unlock()
-	c.capacity = newCap
 	if c.vfx != nil {
 		c.vfx.UpdateCapacity(newCap, requested)
 	}
@@ -151,16 +147,17 @@ func (r *clientRegistry) attach(n *enode.Node, conn *p2p.Peer, freeID string, vf
 		<-ready
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		if c.balance == nil {
+		if !c.registered {
 			return nil
 		}
 		if vfx != nil {
-			// The capacity was decided before vfx/1 came: tell it now, under
-			// mu, so a newer update from the pool cannot overtake this one.
+			// The capacity was told before vfx/1 came: tell it the same now
+			// (the flow runs at the capacity last told), under mu, so a newer
+			// update from the pool cannot overtake this one.
 			if c.disconnected {
 				vfx.Disconnect()
-			} else if c.capacity > 0 {
-				vfx.UpdateCapacity(c.capacity, false)
+			} else if told := c.flow.capacity(); told > 0 {
+				vfx.UpdateCapacity(told, false)
 			}
 		}
 		return c
@@ -174,7 +171,6 @@ func (r *clientRegistry) attach(n *enode.Node, conn *p2p.Peer, freeID string, vf
 		flow:      newFlow(r.flows),
 		ready:     make(chan struct{}),
 		gone:      make(chan struct{}),
-		connected: r.clock.Now(),
 		protocols: make(map[string]int),
 	}
 	c.add(vfx, name)
@@ -185,14 +181,15 @@ func (r *clientRegistry) attach(n *enode.Node, conn *p2p.Peer, freeID string, vf
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c.balance = bal
-	close(c.ready)
 	if bal == nil {
+		close(c.ready)
 		delete(r.clients, id)
 		close(c.gone)
 		return nil
 	}
+	c.registered = true
 	c.flow.setBalance(bal)
+	close(c.ready)
 	return c
 }
 
@@ -248,7 +245,7 @@ func (r *clientRegistry) Register(p clientpool.Peer) clientpool.ConnectedBalance
 	if c == nil {
 		return nil
 	}
-	return c.balance
+	return c.flow.connectedBalance()
 }
 
 // Unregister detaches vfx/1's loop for p from its client.
@@ -259,7 +256,7 @@ func (r *clientRegistry) Unregister(p clientpool.Peer) {
 	}
 	r.mu.Lock()
 	c := r.clients[n.ID()]
-	ok := c != nil && c.vfx == p && c.balance != nil
+	ok := c != nil && c.vfx == p && c.registered
 	r.mu.Unlock()
 	if ok {
 		r.detach(c, true, vfxName)
@@ -295,65 +292,26 @@ func freeClientIDOf(p *p2p.Peer) string {
 	return vflux.FreeClientID(p.ID(), ip)
 }
 
-// connectedClient is a snapshot of one connected client.
-type connectedClient struct {
-	node      *enode.Node
-	freeID    string
-	balance   clientpool.ConnectedBalance
-	capacity  uint64
-	connected mclock.AbsTime
-	protocols []string // sorted
-}
-
-func (c *peerClient) snapshot() connectedClient {
-	protos := make([]string, 0, len(c.protocols))
-	for name := range c.protocols {
-		protos = append(protos, name)
-	}
-	sort.Strings(protos)
-	return connectedClient{node: c.node, freeID: c.freeID, balance: c.balance, capacity: c.capacity, connected: c.connected, protocols: protos}
-}
-
 // protocolsOf returns the protocols the client id runs now (sorted), also
 // while the pool is still deciding on it; nil if there is no such client.
 func (r *clientRegistry) protocolsOf(id enode.ID) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if c := r.clients[id]; c != nil {
-		return c.snapshot().protocols
-	}
-	return nil
-}
-
-// get returns the connected client with node ID id.
-func (r *clientRegistry) get(id enode.ID) (connectedClient, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	c := r.clients[id]
-	if c == nil || c.balance == nil {
-		return connectedClient{}, false
+	if c == nil {
+		return nil
 	}
-	return c.snapshot(), true
+	protos := make([]string, 0, len(c.protocols))
+	for name := range c.protocols {
+		protos = append(protos, name)
+	}
+	sort.Strings(protos)
+	return protos
 }
 
-// snapshot returns every connected client, sorted by node ID.
-func (r *clientRegistry) snapshot() []connectedClient {
-	r.mu.Lock()
-	out := make([]connectedClient, 0, len(r.clients))
-	for _, c := range r.clients {
-		if c.balance != nil {
-			out = append(out, c.snapshot())
-		}
-	}
-	r.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i].node.ID(), out[j].node.ID()
-		return string(a[:]) < string(b[:])
-	})
-	return out
-}
-
-// count returns the number of connected clients.
+// count returns the number of connections the registry tracks, including
+// those the pool is still deciding on or unregistering (the pool's Connected
+// counts its clients).
 func (r *clientRegistry) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()

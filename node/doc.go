@@ -62,6 +62,21 @@
 //	      ├──RegisterLifecycle──> Service (Start: TALKREQ "vfx" -> vflux.Server; Stop)
 //	      └──RegisterAPIs──────> API ("vflux" namespace)
 //
+// # One owner of client state
+//
+// The pool is the only owner of what it decides about a client: capacity,
+// balances, prices, connection time, and the counts of capacity query answers.
+// The RPC API (api.go: clientInfo, connectedClientInfo, setClientParams,
+// serverInfo's connectedCount), the live view built from it (topview.go) and
+// the metrics (metrics.go: vflux_capacity_queries_{zero,nonzero}_total are
+// the pool's CapacityQueryCounts, read with the gauges) read the pool by node
+// ID (clientpool.ClientPool.ClientInfo, ConnectedClients) and change prices
+// by node ID (SetClientFactors). The registry (clients.go) keeps only what is
+// the connection's own: which protocols it runs, whether the pool has decided
+// on it yet, and its governed flow, whose meter runs at the capacity the pool
+// last told it (flow state, which nothing reports) and which holds the
+// ConnectedBalance its requests are charged to.
+//
 // # Governing other protocols (SPEC 11)
 //
 // Config.Govern names protocols registered on the stack before New (eth.New

@@ -34,7 +34,7 @@ func registeredFlow(tb testing.TB, queueBytes int, costs ...MessageCost) *flow {
 	pool.SetDefaultFactors(clientpool.PriceFactors{RequestFactor: 1}, clientpool.PriceFactors{RequestFactor: 1})
 	pool.Start()
 	tb.Cleanup(pool.Stop)
-	reg := newClientRegistry(pool, mclock.System{}, time.Minute, flowConfig{
+	reg := newClientRegistry(pool, time.Minute, flowConfig{
 		clock: mclock.System{}, minCap: 1 << 40, costBase: params.RequestCostBase,
 		costPerKB: params.RequestCostPerKB, bufferSecs: params.BufferSecs, queueBytes: queueBytes,
 		costs: codeCosts(costs),

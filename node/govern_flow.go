@@ -47,9 +47,12 @@ type flow struct {
 	mu      sync.Mutex
 	meter   *protocol.Meter
 	balance clientpool.ConnectedBalance // nil until the pool registered the client
-	active  bool                        // capacity > 0
-	closed  error                       // set once: every stream's ReadMsg returns it
-	queued  int                         // bytes held in all streams' queues
+	// told is the capacity the pool last told the client: the meter's rate
+	// while it is above 0. It is flow state, never reported (the pool's
+	// ClientInfo is the client's capacity).
+	told    uint64
+	closed  error // set once: every stream's ReadMsg returns it
+	queued  int   // bytes held in all streams' queues
 	streams map[*stream]struct{}
 	served  uint64 // cost charged so far
 	waits   uint64 // times a message waited for the buffer to recharge
@@ -72,16 +75,31 @@ func (f *flow) setBalance(bal clientpool.ConnectedBalance) {
 	f.wakeAll()
 }
 
+// connectedBalance returns the balance the flow charges (nil until the pool
+// registered the client).
+func (f *flow) connectedBalance() clientpool.ConnectedBalance {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.balance
+}
+
 // setCapacity changes the recharge rate; 0 makes the client inactive (its
 // messages wait). An inactive client's buffer keeps recharging at its last rate.
 func (f *flow) setCapacity(capacity uint64) {
 	f.mu.Lock()
-	f.active = capacity > 0
-	if f.active {
+	f.told = capacity
+	if capacity > 0 {
 		f.meter.SetRate(capacity)
 	}
 	f.mu.Unlock()
 	f.wakeAll()
+}
+
+// capacity returns the capacity the pool last told the client (0: inactive).
+func (f *flow) capacity() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.told
 }
 
 // close ends every stream's ReadMsg with reason and frees the held messages.
@@ -235,7 +253,7 @@ func (s *stream) ReadMsg() (p2p.Msg, error) {
 			msg := s.queue[s.head]
 			var cost uint64
 			ok := !s.inDone
-			if !ok && f.active && f.balance != nil {
+			if !ok && f.told > 0 && f.balance != nil {
 				cost = s.admissionCost(msg)
 				if wait, ok = f.meter.Admit(cost); ok {
 					f.meter.Charge(cost)

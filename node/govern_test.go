@@ -44,7 +44,7 @@ func (n *testNode) flowOf(t testing.TB, id enode.ID) *flow {
 	eventually(t, "client registered", func() bool {
 		n.svc.clients.mu.Lock()
 		defer n.svc.clients.mu.Unlock()
-		if c := n.svc.clients.clients[id]; c != nil && c.balance != nil {
+		if c := n.svc.clients.clients[id]; c != nil && c.registered {
 			f = c.flow
 		}
 		return f != nil
@@ -219,8 +219,7 @@ func TestGovernedPaidNewcomerEvictsTheLowestFreePeerFromEthSnapAndVfx(t *testing
 	eventually(t, "two active", func() bool { count, _ := n.svc.pool.Active(); return count == 2 })
 	// One client per connection, whatever it runs.
 	eventually(t, "eth, snap and vfx/1 attached", func() bool {
-		got, _ := n.svc.clients.get(frees[0].id())
-		return strings.Join(got.protocols, ",") == "eth/72,snap/1,vfx/1"
+		return strings.Join(n.svc.clients.protocolsOf(frees[0].id()), ",") == "eth/72,snap/1,vfx/1"
 	})
 	if got := n.svc.clients.count(); got != 2 {
 		t.Errorf("%d clients for 2 connections", got)
@@ -254,8 +253,8 @@ func TestGovernedPaidNewcomerEvictsTheLowestFreePeerFromEthSnapAndVfx(t *testing
 		evicted = 1
 	case <-deadline():
 		count, capacity := n.svc.pool.Active()
-		pc, ok := n.svc.clients.get(paid.id())
-		t.Fatalf("no free peer was evicted; active %d/%d inactive %d; paid registered %v cap %d protos %v", count, capacity, n.svc.pool.Inactive(), ok, pc.capacity, pc.protocols)
+		st, ok := n.svc.pool.ClientInfo(paid.id())
+		t.Fatalf("no free peer was evicted; active %d/%d inactive %d; paid registered %v cap %d protos %v", count, capacity, n.svc.pool.Inactive(), ok, st.Capacity, n.svc.clients.protocolsOf(paid.id()))
 	}
 	server := n.stack.Server().Self().ID()
 	if reason, _ := watchers[evicted].WaitDrop(server, netTimeout); reason != p2p.DiscTooManyPeers {
@@ -264,10 +263,10 @@ func TestGovernedPaidNewcomerEvictsTheLowestFreePeerFromEthSnapAndVfx(t *testing
 	if err := vfxClients[evicted].DisconnectReason(); err != p2p.DiscTooManyPeers {
 		t.Errorf("evicted peer's vfx/1 ended with %v, want %v", err, p2p.DiscTooManyPeers)
 	}
-	if _, ok := n.svc.clients.get(frees[1-evicted].id()); !ok {
+	if _, ok := n.svc.pool.ClientInfo(frees[1-evicted].id()); !ok {
 		t.Error("the other free peer was evicted too")
 	}
-	if _, ok := n.svc.clients.get(paid.id()); !ok {
+	if _, ok := n.svc.pool.ClientInfo(paid.id()); !ok {
 		t.Error("the paid newcomer is not a client")
 	}
 }

@@ -45,7 +45,7 @@ func (s *Service) startLogLoop(done chan struct{}) {
 func (s *Service) logLoop(events <-chan clientpool.Event, sub event.Subscription, done chan struct{}) {
 	defer close(done)
 	defer sub.Unsubscribe()
-	clock := s.clients.clock
+	clock := s.clients.flows.clock // the service's clock
 	stories := make(map[enode.ID]*clientStory)
 	last := s.requestCounts()
 	timer := clock.NewTimer(statusInterval)

@@ -2,11 +2,8 @@ package node
 
 import (
 	"github.com/ethereum/go-ethereum/metrics"
-	"github.com/ethereum/go-ethereum/p2p/enode"
-	"github.com/ethereum/go-ethereum/rlp"
 	"github.com/vflux-net/vflux/clientpool"
 	"github.com/vflux-net/vflux/protocol"
-	"github.com/vflux-net/vflux/vflux"
 )
 
 // The node's metrics, registered once in go-ethereum's default registry when
@@ -34,9 +31,10 @@ var (
 	exhaustedMeter    = metrics.GetOrRegisterMeter("vflux_clients_balance_exhausted_total", nil)
 
 	// A capacity query answer is "zero" when no amount asked about buys any
-	// capacity (the client would not be admitted), else "nonzero".
-	capQueryZeroMeter    = metrics.GetOrRegisterMeter("vflux_capacity_queries_zero_total", nil)
-	capQueryNonZeroMeter = metrics.GetOrRegisterMeter("vflux_capacity_queries_nonzero_total", nil)
+	// capacity (the client would not be admitted), else "nonzero": the pool's
+	// CapacityQueryCounts (counts since start), read with the gauges.
+	capQueryZeroGauge    = metrics.GetOrRegisterGauge("vflux_capacity_queries_zero_total", nil)
+	capQueryNonZeroGauge = metrics.GetOrRegisterGauge("vflux_capacity_queries_nonzero_total", nil)
 
 	// Tokens added to and taken from positive balances over RPC (addBalance).
 	tokensAddedMeter   = metrics.GetOrRegisterMeter("vflux_tokens_added_total", nil)
@@ -64,7 +62,8 @@ func markEvent(ev clientpool.Event) {
 	}
 }
 
-// updateGauges reads the pool's load and lost events into the gauges.
+// updateGauges reads the pool's load, lost events and capacity query counts
+// into the gauges.
 func updateGauges(pool *clientpool.ClientPool) {
 	count, capacity := pool.Active()
 	maxCount, maxCap := pool.Limits()
@@ -75,6 +74,9 @@ func updateGauges(pool *clientpool.ClientPool) {
 	inactiveCountGauge.Update(int64(pool.Inactive()))
 	totalTokensGauge.Update(int64(pool.TotalTokenAmount()))
 	droppedEventsGauge.Update(int64(pool.DroppedEvents()))
+	zero, nonzero := pool.CapacityQueryCounts()
+	capQueryZeroGauge.Update(int64(zero))
+	capQueryNonZeroGauge.Update(int64(nonzero))
 }
 
 // countTopUp counts a balance change made over RPC into the token flow.
@@ -84,30 +86,4 @@ func countTopUp(oldBal, newBal uint64) {
 	} else {
 		tokensRemovedMeter.Mark(int64(oldBal - newBal))
 	}
-}
-
-// countingService is the pool as a vflux service, counting capacity query
-// answers as zero (not admitted at any amount) or non-zero.
-type countingService struct {
-	pool *clientpool.ClientPool
-}
-
-// Handle answers through the pool and counts "cq" answers.
-func (c countingService) Handle(id enode.ID, freeID, name string, data []byte) []byte {
-	resp := c.pool.Handle(id, freeID, name, data)
-	if name != vflux.CapacityQueryName || len(resp) == 0 {
-		return resp
-	}
-	var caps vflux.CapacityQueryReply
-	if rlp.DecodeBytes(resp, &caps) != nil {
-		return resp
-	}
-	for _, c := range caps {
-		if c != 0 {
-			capQueryNonZeroMeter.Mark(1)
-			return resp
-		}
-	}
-	capQueryZeroMeter.Mark(1)
-	return resp
 }

@@ -47,7 +47,7 @@ func queryNode(t *testing.T, n *testNode, timeout time.Duration, amounts ...int6
 func TestTalkQueryAnswersCapacityForTokenAmounts(t *testing.T) {
 	cfg := testConfig(10)
 	n := startNode(t, cfg, "", false)
-	capBefore := capQueryNonZeroMeter.Snapshot().Count()
+	zeroBefore, capBefore := n.svc.pool.CapacityQueryCounts()
 
 	res, err := queryNode(t, n, netTimeout, 0, 1e12)
 	if err != nil {
@@ -74,8 +74,15 @@ func TestTalkQueryAnswersCapacityForTokenAmounts(t *testing.T) {
 	if res.Balance == nil || res.Balance.Pos != 0 {
 		t.Errorf("a fresh querier's balance = %+v, want zero", res.Balance)
 	}
-	if capQueryNonZeroMeter.Snapshot().Count() <= capBefore {
-		t.Error("capQuery/nonzero meter did not count the query")
+	// The answer bought capacity: counted as nonzero by the pool, and the
+	// metrics read the pool's counts.
+	zero, nonzero := n.svc.pool.CapacityQueryCounts()
+	if nonzero != capBefore+1 || zero != zeroBefore {
+		t.Errorf("the pool counted the query as %d zero, %d nonzero; want one more nonzero than %d, %d", zero, nonzero, zeroBefore, capBefore)
+	}
+	updateGauges(n.svc.pool)
+	if got := capQueryNonZeroGauge.Snapshot().Value(); got != int64(nonzero) {
+		t.Errorf("vflux_capacity_queries_nonzero_total = %d, want the pool's %d", got, nonzero)
 	}
 }
 

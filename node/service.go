@@ -87,9 +87,8 @@ func New(stack *gethnode.Node, cfg Config) (*Service, error) {
 	}
 
 	server := vflux.NewServer(vflux.ServerConfig{Clock: clock, Rate: cfg.RequestRate, MaxQueuedCost: cfg.MaxQueuedCost})
-	svc := countingService{pool: pool}
 	for _, name := range []string{cfg.ServiceName, params.LegacyServiceName} {
-		if err := server.Register(svc, name, "vflux client pool"); err != nil {
+		if err := server.Register(pool, name, "vflux client pool"); err != nil {
 			server.Stop()
 			pool.Stop()
 			db.Close()
@@ -102,7 +101,7 @@ func New(stack *gethnode.Node, cfg Config) (*Service, error) {
 		db:     db,
 		pool:   pool,
 		server: server,
-		clients: newClientRegistry(pool, clock, cfg.InactiveAllowance, flowConfig{
+		clients: newClientRegistry(pool, cfg.InactiveAllowance, flowConfig{
 			clock:      clock,
 			minCap:     cfg.MinCap,
 			costBase:   params.RequestCostBase,
