@@ -66,6 +66,13 @@ type churnFixture struct {
 }
 
 func newChurnFixture(n int, dt time.Duration) *churnFixture {
+	return newChurnFixturePaid(n, dt, 0)
+}
+
+// newChurnFixturePaid is newChurnFixture where every paidEvery-th client (none
+// if 0) has a positive balance of 1e11 to 1e13 tokens (100 s to 10,000 s of
+// connection at the benchmarks' 1 token per ns) before it first registers.
+func newChurnFixturePaid(n int, dt time.Duration, paidEvery int) *churnFixture {
 	fx := &churnFixture{clock: new(mclock.Simulated), dt: dt, rng: rand.New(rand.NewSource(1))}
 	fx.pool = clientpool.NewClientPool(memorydb.New(), 1, 0, fx.clock, alwaysSynced)
 	fx.pool.Start()
@@ -76,6 +83,12 @@ func newChurnFixture(n int, dt time.Duration) *churnFixture {
 	fx.pos = make([]int, 3*n)
 	for i := range fx.peers {
 		fx.peers[i] = &benchPeer{node: testNode(testID(i)), freeID: fmt.Sprintf("f%d", i), fx: fx, index: i}
+		if paidEvery > 0 && i%paidEvery == 0 {
+			amount := (1 + fx.rng.Int63n(100)) * 1e11
+			if _, _, err := fx.pool.AddBalance(testID(i), fx.peers[i].freeID, amount); err != nil {
+				panic(err)
+			}
+		}
 		fx.pos[i] = len(fx.waiting)
 		fx.waiting = append(fx.waiting, i)
 	}
@@ -153,6 +166,32 @@ func BenchmarkChurn(b *testing.B) {
 // params.PriorityHorizon) fire about ten times per step.
 func BenchmarkChurnFixedStep(b *testing.B) {
 	benchmarkChurn(b, func(int) time.Duration { return time.Millisecond })
+}
+
+// BenchmarkChurnOneSecondSteps measures one churn step with exactly one second
+// of pool time per step, 10% of the clients paid and the rest free: the work
+// time itself causes (timers, re-keys) per second of pool time, plus one
+// register or unregister. The fixture is built with the steps of
+// BenchmarkChurn (so building 100,000 clients takes seconds, not the 200,000
+// simulated seconds of one-second steps) and then steps by one second.
+func BenchmarkChurnOneSecondSteps(b *testing.B) {
+	for _, n := range benchSizes {
+		var fx *churnFixture
+		b.Run(fmt.Sprintf("active=%d", n), func(b *testing.B) {
+			if fx == nil {
+				fx = newChurnFixturePaid(n, churnStep(n), 10)
+				fx.dt = time.Second
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				fx.step()
+			}
+		})
+		if fx != nil {
+			fx.pool.Stop()
+		}
+	}
 }
 
 func benchmarkChurn(b *testing.B, dt func(n int) time.Duration) {
