@@ -157,7 +157,7 @@ func churnStep(n int) time.Duration { return time.Second / time.Duration(n) }
 // BenchmarkChurn measures one churn step, each client churning about every 3
 // simulated seconds at every size.
 func BenchmarkChurn(b *testing.B) {
-	benchmarkChurn(b, churnStep)
+	benchmarkChurn(b, func(n int) *churnFixture { return newChurnFixture(n, churnStep(n)) })
 }
 
 // BenchmarkChurnFixedStep measures one churn step with the clock advancing 1 ms
@@ -165,7 +165,7 @@ func BenchmarkChurn(b *testing.B) {
 // simulated second, and the priority timers of the active clients (n per
 // params.PriorityHorizon) fire about ten times per step.
 func BenchmarkChurnFixedStep(b *testing.B) {
-	benchmarkChurn(b, func(int) time.Duration { return time.Millisecond })
+	benchmarkChurn(b, func(n int) *churnFixture { return newChurnFixture(n, time.Millisecond) })
 }
 
 // BenchmarkChurnOneSecondSteps measures one churn step with exactly one second
@@ -175,31 +175,21 @@ func BenchmarkChurnFixedStep(b *testing.B) {
 // BenchmarkChurn (so building 100,000 clients takes seconds, not the 200,000
 // simulated seconds of one-second steps) and then steps by one second.
 func BenchmarkChurnOneSecondSteps(b *testing.B) {
-	for _, n := range benchSizes {
-		var fx *churnFixture
-		b.Run(fmt.Sprintf("active=%d", n), func(b *testing.B) {
-			if fx == nil {
-				fx = newChurnFixturePaid(n, churnStep(n), 10)
-				fx.dt = time.Second
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				fx.step()
-			}
-		})
-		if fx != nil {
-			fx.pool.Stop()
-		}
-	}
+	benchmarkChurn(b, func(n int) *churnFixture {
+		fx := newChurnFixturePaid(n, churnStep(n), 10)
+		fx.dt = time.Second
+		return fx
+	})
 }
 
-func benchmarkChurn(b *testing.B, dt func(n int) time.Duration) {
+// benchmarkChurn measures fx.step at every size, each fixture built once by
+// newFixture.
+func benchmarkChurn(b *testing.B, newFixture func(n int) *churnFixture) {
 	for _, n := range benchSizes {
 		var fx *churnFixture
 		b.Run(fmt.Sprintf("active=%d", n), func(b *testing.B) {
 			if fx == nil {
-				fx = newChurnFixture(n, dt(n))
+				fx = newFixture(n)
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
