@@ -326,7 +326,18 @@ func notConnected(id enode.ID) error {
 // The setters below change a pool setting and save it in the pool's store
 // before it takes effect (doc.go, "Settings changed over RPC"): a failed write
 // is returned and leaves the previous value in effect. They hold the service
-// lock, so Stop cannot close the database under a write.
+// lock (whileServing), so Stop cannot close the database under a write.
+
+// whileServing runs fn with the service lock held, or returns ErrNotServing
+// once the service has stopped.
+func (s *Service) whileServing(fn func(*Service) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return ErrNotServing
+	}
+	return fn(s)
+}
 
 // SetDefaultParams changes the prices that clients connecting from now on get.
 func (a *API) SetDefaultParams(p map[string]interface{}) error {
@@ -334,20 +345,16 @@ func (a *API) SetDefaultParams(p map[string]interface{}) error {
 	if err != nil {
 		return err
 	}
-	s := a.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped {
-		return ErrNotServing
-	}
-	oldPosF, oldNegF := s.pool.DefaultFactors()
-	oldPos, oldNeg := PricesFromPool(oldPosF), PricesFromPool(oldNegF)
-	pos, neg := u.apply(oldPos, oldNeg)
-	if err := s.pool.SaveDefaultFactors(pos.PoolFactors(), neg.PoolFactors()); err != nil {
-		return settingNotChanged("default prices", err)
-	}
-	logPricesChange(s.log, oldPos, oldNeg, pos, neg)
-	return nil
+	return a.s.whileServing(func(s *Service) error {
+		oldPosF, oldNegF := s.pool.DefaultFactors()
+		oldPos, oldNeg := PricesFromPool(oldPosF), PricesFromPool(oldNegF)
+		pos, neg := u.apply(oldPos, oldNeg)
+		if err := s.pool.SaveDefaultFactors(pos.PoolFactors(), neg.PoolFactors()); err != nil {
+			return settingNotChanged("default prices", err)
+		}
+		logPricesChange(s.log, oldPos, oldNeg, pos, neg)
+		return nil
+	})
 }
 
 // SetConnectedBias sets how long (seconds) incumbents are protected.
@@ -355,18 +362,14 @@ func (a *API) SetConnectedBias(seconds uint64) error {
 	if seconds > uint64(params.MaxConnectedBias/time.Second) {
 		return fmt.Errorf("%w: bias %d s is over the limit of %d s", ErrInvalidArgument, seconds, uint64(params.MaxConnectedBias/time.Second))
 	}
-	s := a.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped {
-		return ErrNotServing
-	}
-	old, bias := s.pool.ConnectedBias(), time.Duration(seconds)*time.Second
-	if err := s.pool.SaveConnectedBias(bias); err != nil {
-		return settingNotChanged("connected bias", err)
-	}
-	logBiasChange(s.log, old, bias)
-	return nil
+	return a.s.whileServing(func(s *Service) error {
+		old, bias := s.pool.ConnectedBias(), time.Duration(seconds)*time.Second
+		if err := s.pool.SaveConnectedBias(bias); err != nil {
+			return settingNotChanged("connected bias", err)
+		}
+		logBiasChange(s.log, old, bias)
+		return nil
+	})
 }
 
 // SetLimits changes the most active clients and their total capacity. The
@@ -375,18 +378,14 @@ func (a *API) SetLimits(count, capacity uint64) error {
 	if err := checkLimits(count, capacity, a.s.cfg.MinCap); err != nil {
 		return err
 	}
-	s := a.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped {
-		return ErrNotServing
-	}
-	oldCount, oldCap := s.pool.Limits()
-	if err := s.pool.SaveLimits(count, capacity); err != nil {
-		return settingNotChanged("limits", err)
-	}
-	logLimitsChange(s.log, oldCount, oldCap, count, capacity)
-	return nil
+	return a.s.whileServing(func(s *Service) error {
+		oldCount, oldCap := s.pool.Limits()
+		if err := s.pool.SaveLimits(count, capacity); err != nil {
+			return settingNotChanged("limits", err)
+		}
+		logLimitsChange(s.log, oldCount, oldCap, count, capacity)
+		return nil
+	})
 }
 
 // settingNotChanged is the error of a setter whose save failed.
