@@ -44,9 +44,7 @@ func TestAPositiveBalanceThatDecaysAwayIsCutToMinCapOnTime(t *testing.T) {
 			if tt.tcsBefore {
 				pool.SetExpirationTCs(10, 0)
 			}
-			ch := make(chan Event, 1000)
-			sub := pool.SubscribeEvents(ch)
-			defer sub.Unsubscribe()
+			ch := subscribeEvents(t, pool, 1000)
 
 			p := newPeer(1, time.Minute)
 			if err := addBalance(pool, p.node.ID(), tt.balance); err != nil {

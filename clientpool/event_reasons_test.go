@@ -176,9 +176,7 @@ func TestEveryDeactivationAndDisconnectSaysWhy(t *testing.T) {
 		t.Run(sc.name, func(t *testing.T) {
 			clock := &mclock.Simulated{}
 			pool := newTestPool(t, nil, clock, 1, 1)
-			ch := make(chan Event, 100)
-			sub := pool.SubscribeEvents(ch)
-			defer sub.Unsubscribe()
+			ch := subscribeEvents(t, pool, 100)
 			id := sc.run(t, pool, clock)
 			evs := eventsOf(t, ch, id, sc.until)
 			if got := evs[len(evs)-1].Reason; got != sc.reason {
@@ -203,9 +201,7 @@ func TestEveryDeactivationAndDisconnectSaysWhy(t *testing.T) {
 func TestAnActiveClientIsDeactivatedBeforeItDisconnects(t *testing.T) {
 	clock := &mclock.Simulated{}
 	pool := newTestPool(t, nil, clock, 1, 1)
-	ch := make(chan Event, 100)
-	sub := pool.SubscribeEvents(ch)
-	defer sub.Unsubscribe()
+	ch := subscribeEvents(t, pool, 100)
 	p := newPeer(1, time.Hour)
 	pool.Register(p)
 	clock.Run(time.Second)
@@ -236,9 +232,7 @@ func TestAnActiveClientIsDeactivatedBeforeItDisconnects(t *testing.T) {
 func TestEventsCarryTheWallClockOfTheDecision(t *testing.T) {
 	clock := &mclock.Simulated{}
 	pool := newTestPool(t, nil, clock, 1, 1)
-	ch := make(chan Event, 100)
-	sub := pool.SubscribeEvents(ch)
-	defer sub.Unsubscribe()
+	ch := subscribeEvents(t, pool, 100)
 	before := time.Now()
 	p := newPeer(1, time.Hour)
 	pool.Register(p)
@@ -252,9 +246,7 @@ func TestEventsCarryTheWallClockOfTheDecision(t *testing.T) {
 func TestTopUpsAreEvents(t *testing.T) {
 	clock := &mclock.Simulated{}
 	pool := newTestPool(t, nil, clock, 1, 1)
-	ch := make(chan Event, 100)
-	sub := pool.SubscribeEvents(ch)
-	defer sub.Unsubscribe()
+	ch := subscribeEvents(t, pool, 100)
 
 	// A waiting free client is topped up: the change comes first, then the
 	// activation it causes.

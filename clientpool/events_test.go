@@ -22,9 +22,7 @@ func nextEvent(t *testing.T, ch <-chan Event) Event {
 func TestEventsDescribeAClientsLife(t *testing.T) {
 	clock := &mclock.Simulated{}
 	pool := newTestPool(t, nil, clock, 1, 10)
-	ch := make(chan Event, 100)
-	sub := pool.SubscribeEvents(ch)
-	defer sub.Unsubscribe()
+	ch := subscribeEvents(t, pool, 100)
 
 	p := newPeer(1, time.Hour)
 	addBalance(pool, p.node.ID(), int64(10*time.Second))
@@ -76,4 +74,13 @@ func TestSlowSubscriberLosesEventsWithoutBlockingThePool(t *testing.T) {
 	if d := pool.DroppedEvents(); d < uint64(2*n-2) {
 		t.Fatalf("%d events dropped for a subscriber that reads nothing, want at least %d", d, 2*n-2)
 	}
+}
+
+// subscribeEvents subscribes to pool's events with a channel of the given
+// size, unsubscribed when the test ends.
+func subscribeEvents(t testing.TB, pool *ClientPool, size int) <-chan Event {
+	ch := make(chan Event, size)
+	sub := pool.SubscribeEvents(ch)
+	t.Cleanup(sub.Unsubscribe)
+	return ch
 }
