@@ -401,21 +401,25 @@ func lowerSlot(a, b *client) bool {
 }
 
 // armTimer (re)arms the client's threshold timer (SPEC 2.4): it fires when the
-// positive balance runs out or when the priority falls to the key the client
-// is ordered by, whichever comes first. A generation counter makes a stale
-// firing (one that raced with Stop) harmless, so the timer always re-arms.
+// positive balance runs out, when a shared negative balance reaches the
+// ceiling its members are keyed against, or when the client's keys stop being
+// tight lower bounds of its priority under the common drift (rekeyDue; never
+// for a free client at minCap with the default prices), whichever comes
+// first. A generation counter makes a stale firing (one that raced with Stop)
+// harmless, so the timer always re-arms.
 func (p *ClientPool) armTimer(c *client, b *balSnap) {
 	if !c.active || p.stopped {
 		c.timer.stop()
 		return
 	}
-	d := time.Duration(math.MaxInt64)
+	s, sMin := p.fallRates(c, b)
+	d := p.rekeyDue(s, sMin)
 	posPrice := c.posF.timePrice(c.capacity, 0)
 	negPrice := c.negF.timePrice(c.capacity, 0)
 	if b.pos > 0 {
 		// Spending and decay both count (Fix: decay alone, say at price 0,
 		// used to leave the timer unarmed): the balance runs out when it
-		// reads 0, and priority pos/cap reaches key when pos reaches key*cap.
+		// reads 0.
 		pos := b.posExact
 		if pos <= 0 {
 			pos = float64(b.pos)
@@ -424,35 +428,18 @@ func (p *ClientPool) armTimer(c *client, b *balSnap) {
 		if b.posTau > 0 {
 			gone = posGoneBelow
 		}
-		ns := untilBelow(pos, gone, posPrice, b.posTau)
-		if c.key > 0 {
-			ns = math.Min(ns, untilBelow(pos, float64(c.key)*float64(c.capacity), posPrice, b.posTau))
-		}
-		if c.slotKey > 0 {
-			ns = math.Min(ns, untilBelow(pos, float64(c.slotKey)*float64(c.pool.minCap), posPrice, b.posTau))
-		}
-		d = durationOf(ns)
-	} else if nb := c.neg; (negPrice > 0 || nb.shared() && nb.rate > 0) && c.freeID != "" && c.key > -math.MaxInt64 {
-		// Priority -neg falls to key when neg reaches -key. The negative
-		// balance saturates at MaxInt64, so a key below -MaxInt64 is never
-		// reached: no timer (Fix: the float difference of the two read 0 and
-		// re-armed the timer every MinTimerDelay, forever). The gap is taken
-		// in integers: near MaxInt64 a float64 cannot tell the two apart.
-		var gap uint64
-		if c.key < 0 && uint64(-c.key) > b.neg {
-			gap = uint64(-c.key) - b.neg
-		}
-		if nb.shared() {
-			// The group charges the balance at its whole rate, and the
-			// members' keys hold only up to the ceiling: fire there.
+		d = min(d, durationOf(untilBelow(pos, gone, posPrice, b.posTau)))
+	} else if nb := c.neg; nb.shared() && c.freeID != "" && nb.ceiling < math.MaxInt64 {
+		// The group charges the balance at its whole rate, and the members'
+		// keys hold only up to the ceiling: fire there. The gap is taken in
+		// integers: near MaxInt64 a float64 cannot tell the two apart.
+		if rate := max(negPrice, nb.rate); rate > 0 {
+			var gap uint64
 			if nb.ceiling > b.neg {
-				gap = min(gap, nb.ceiling-b.neg)
-			} else {
-				gap = 0
+				gap = nb.ceiling - b.neg
 			}
-			negPrice = max(negPrice, nb.rate)
+			d = min(d, durationOf(float64(gap)/rate))
 		}
-		d = durationOf(float64(gap) / negPrice)
 	}
 	if d == time.Duration(math.MaxInt64) {
 		c.timer.stop()

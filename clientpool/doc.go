@@ -32,13 +32,16 @@
 //     free-client ID, reference-counted by their clients list (see Shared
 //     negative balances below).
 //   - active: an indexed min-heap of active clients ordered by key, a lower
-//     bound of the client's priority over the next params.PriorityHorizon;
-//     slots: the same clients ordered by slotKey, the same bound of their
-//     priority at minCap (their rank for a slot, see A pool full by count).
-//     Each active client has one threshold timer (mclock AfterFunc, re-armed
-//     on every re-key) that fires when its positive balance runs out or its
-//     priority falls to one of its keys; the timer re-keys the client and
-//     lets waiting clients compete.
+//     bound of the client's priority stored with the common drift (see Keys
+//     that stay valid while time passes); slots: the same clients ordered by
+//     slotKey, the same bound of their priority at minCap (their rank for a
+//     slot, see A pool full by count). An active client has a threshold
+//     timer only where something happens to it: its positive balance runs
+//     out, its shared negative balance reaches its ceiling, or its priority
+//     falls faster or slower than the drift (re-keyed once per
+//     params.PriorityHorizon); a free client at minCap with the default
+//     prices has none. The pool has one activation timer, for the moment the
+//     best waiting client may come to out-rank an active one.
 //   - inactiveBest / inactiveLow: two indexed heaps over the inactive clients,
 //     best first (activation order) and worst first (SetMaxInactive), ordered
 //     by an expiration-independent log key of their balances. A waiting free
@@ -77,11 +80,67 @@
 // that budget a client reached by key is compared at its exact priority but
 // taken in key order, so a decision stays O(log n) when the keys of a whole
 // pool collapsed (a pool whose clients spend more over the horizon than they
-// have, such as the benchmarks' 1 token per ns). Exact keys (issue 13 item 2)
-// would make the budget moot. A newcomer that does not out-rank the lowest key
+// have). Keys that fall with the drift are tight for most clients (below),
+// which leaves the budget for the rest. A newcomer that does not out-rank the lowest key
 // left fails at once: every priority is at least that key. The capacity
 // curve's snapshot holds exact priorities, so it simulates in exact order from
 // the start.
+//
+// # Keys that stay valid while time passes
+//
+// Time lowers priorities: a free client's debt grows at its negative price,
+// a priority client's pos/cap falls at its price per capacity (and its
+// decay). Most active clients are free clients at minCap with the default
+// prices, whose priorities all fall at one rate r0 (driftRate, the default
+// negative price at minCap): time does not change their order. So a key is
+// stored as a lower bound k0 of the priority at its re-key, plus the common
+// drift D(t0), where D grows by r0 per ns for the whole pool (driftAt, rounded
+// up); the bound it stands for at t is its effective key k0 - (D(t) - D(t0)),
+// which the planner and the curve read (effKey). Every stored key moves by the
+// same D, so the heaps' order never changes with time and nothing is re-sifted
+// while it passes. The effective key stays a lower bound:
+//
+//   - A client whose priority falls at most at r0 (every free client at
+//     minCap with the default prices, a priority client whose price per
+//     capacity is at most r0) stays above it for ever: its priority at t is
+//     at least its priority at t0 minus r0(t-t0) (debt grows linearly and
+//     decay only lowers it; pos/cap is convex in time, so it never falls
+//     faster than at t0), and k0 is 3 units below that priority (integer
+//     priorities and rounded balances). No timer, no refresh.
+//   - A client falling faster, at s > r0, is keyed lower by (s-r0) times
+//     params.PriorityHorizon, so the bound holds for the horizon, and its
+//     timer re-keys it then (rekeyDue); one falling slower is re-keyed when
+//     its key has grown loose by r0 times the horizon, which costs only
+//     refreshes, never a wrong decision.
+//   - Events re-key as before: a request (RequestServed), a capacity change,
+//     a top-up, a positive balance that runs out (its timer fires then: the
+//     priority drops from pos/cap to -neg there), a shared balance that
+//     reaches its ceiling (members are keyed against the ceiling, so they
+//     do not fall with time until then).
+//   - A changed default price changes r0: the drift is settled at the old
+//     rate and every active client re-keyed (an operator's action, O(n)).
+//     When D passes 2^50 (where float64 stops being exact to a quarter unit),
+//     the stored keys are lowered by it and D starts again from 0 (O(n), at
+//     r0 = 1 token/ns once in 13 days).
+//
+// Waiting clients compete when something changes (every event ends in
+// tryActivate) and when time may have made the best of them out-rank an
+// active one: a plan that fails for the best waiting client w leaves a floor,
+// the lowest effective key of what it did not take (the frontier's, and an
+// unvisited entry's key is at least its parent's there). Every active
+// client's priority stays at least floor minus r0 times the time since (a
+// client whose key holds for less has its own timer, which runs tryActivate),
+// and w's biased priority rises at most at the decay rate of its debt
+// (neg/tau), so w cannot out-rank anyone before (floor - prio)/(r0 + neg/tau):
+// the activation timer fires then (activationDue). An early firing only runs
+// tryActivate again. Waiting clients keep their order (see inactiveBest), so
+// the best stays the best.
+//
+// What time costs is now O(1) per event, not per client: no free client is
+// refreshed by time. What remains proportional to the pool is what happens:
+// with no connected bias and debts growing at 1 token/ns, as in the
+// benchmarks, waiting free clients come to out-rank active ones at a rate
+// proportional to the pool size, and each is an activation and an eviction.
 //
 // One enforcement step (enforcement.step) is the rule for the planner and the
 // curve: the lowest-ranked client is deactivated when the count is over or it

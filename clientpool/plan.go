@@ -105,6 +105,19 @@ func (en *enforcement) step(e planEntry) uint64 {
 	return 0
 }
 
+// floor returns the lowest key of e and of the frontier left: what every
+// client not yet taken has as a lower bound of its priority that falls with
+// the drift (an entry not yet visited has a key at least its parent's, which
+// is in the frontier). A failed plan's floor tells tryActivate when to try
+// again (activationDue).
+func (en *enforcement) floor(e planEntry) int64 {
+	f := e.key
+	for i := range en.fr.items {
+		f = min(f, en.fr.items[i].key)
+	}
+	return f
+}
+
 // maxPlanRefreshes bounds the clients one walk of a plan refreshes and
 // re-sifts (see plan): past it, a client reached by key is compared at its exact priority
 // but taken in key order. Keys that collapsed for many clients at once (every
@@ -149,6 +162,8 @@ func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int6
 	}
 	p.planGen++
 	gen := p.planGen
+	drift := p.driftAt(now)
+	p.planFloor = math.MaxInt64
 	var victims []*client
 	// walk takes clients from h in the order of their priority at the
 	// moment (at minCap for slots) while more is true.
@@ -162,7 +177,7 @@ func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int6
 			if slots {
 				key = c.slotKey
 			}
-			en.fr.push(planEntry{c: c, hidx: i, key: key, seq: c.seq, cap: c.capacity})
+			en.fr.push(planEntry{c: c, hidx: i, key: satSubInt(key, drift), seq: c.seq, cap: c.capacity})
 		}
 		if h.Len() > 0 {
 			visit(0)
@@ -188,6 +203,7 @@ func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int6
 				// Every priority left is at least e's rank (a key is at
 				// most its client's priority, and the frontier holds the
 				// lowest rank of what is left): x out-ranks nobody.
+				p.planFloor = en.floor(e)
 				return false
 			}
 			if !e.hasPrio { // refresh, and re-sift while the budget lasts
@@ -204,6 +220,7 @@ func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int6
 					continue
 				}
 				if x != nil && xPrio <= e.prio {
+					p.planFloor = en.floor(e)
 					return false
 				}
 			}
@@ -239,8 +256,10 @@ func (p *ClientPool) applyPlan(victims []*client, now mclock.AbsTime, acts *call
 
 // tryActivate activates waiting clients in priority order at minCap while the
 // best of them, evaluated with the connected bias, out-ranks whoever
-// enforcement would cut (SPEC 3.2 Activation).
+// enforcement would cut (SPEC 3.2 Activation). When the best does not, the
+// activation timer is armed for the earliest moment it may (activationDue).
 func (p *ClientPool) tryActivate(now mclock.AbsTime, acts *callbacks) {
+	p.rebaseDrift(now)
 	for i := 0; i < params.MaxActivationsPerCall; i++ {
 		w := p.inactiveBest.top()
 		if w == nil {
@@ -250,11 +269,13 @@ func (p *ClientPool) tryActivate(now mclock.AbsTime, acts *callbacks) {
 		prio := b.estimate(p.minCap, 0, 0, p.bias)
 		victims, ok := p.plan(now, w, p.minCap, prio)
 		if !ok {
+			p.armActivation(p.activationDue(&b, prio, p.planFloor))
 			return
 		}
 		p.applyPlan(victims, now, acts, ReasonEvicted)
 		p.activate(w, p.minCap, now, acts)
 	}
+	p.armActivation(0) // more may follow: go on at once
 }
 
 // SetCapacity changes the capacity of an active client (SPEC 3.2). bias is

@@ -68,10 +68,15 @@ type ClientPool struct {
 	curveMoved   uint64 // capacity moved since the curve was built
 	curveChanged bool   // anything changed since the curve was built
 	snapGen      uint64
-	rekeys       uint64      // active re-keys so far (tests count them)
-	negRefreshes uint64      // shared-balance ceiling refreshes so far (tests count them)
-	pending      []callbacks // decided by persistAll, run by its caller
-	delivered    sync.Cond   // on mu: a capacity delivery to some client ended (see deliverCapacity)
+	driftRate    float64        // the keys' common fall rate, priority units per ns (drift.go)
+	driftBase    int64          // the drift at driftSince
+	driftSince   mclock.AbsTime // when driftRate was set or the drift re-based
+	activation   clientTimer    // fires when a waiting client may out-rank an active one
+	planFloor    int64          // a failed plan's lowest rank of what was left (MaxInt64: none)
+	rekeys       uint64         // active re-keys so far (tests count them)
+	negRefreshes uint64         // shared-balance ceiling refreshes so far (tests count them)
+	pending      []callbacks    // decided by persistAll, run by its caller
+	delivered    sync.Cond      // on mu: a capacity delivery to some client ended (see deliverCapacity)
 }
 
 // NewClientPool creates a pool over the balance database db (memorydb when
@@ -177,6 +182,7 @@ func (p *ClientPool) Stop() {
 	if p.periodic != nil {
 		p.periodic.Stop()
 	}
+	p.activation.stop()
 	for _, c := range p.clients {
 		c.timer.stop()
 		c.allowTimer.stop()
@@ -467,6 +473,7 @@ func (p *ClientPool) SetDefaultFactors(pos, neg PriceFactors) {
 	}
 	p.mu.Lock()
 	p.defPos, p.defNeg = pos, neg
+	p.setDriftRate(p.clock.Now())
 	p.mu.Unlock()
 }
 

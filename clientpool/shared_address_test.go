@@ -277,9 +277,9 @@ func TestActiveKeysStayLowerBoundsOfPrioritiesWhileTimePasses(t *testing.T) {
 		for _, c := range pool.clients {
 			if c.active {
 				b := c.snapAt(now)
-				if prio := b.priority(c.capacity); c.key > prio {
+				if prio, key := b.priority(c.capacity), pool.effKey(c.key, now); key > prio {
 					pool.mu.Unlock()
-					t.Fatalf("step %d: a client (free ID %s) is ordered by key %d above its priority %d", step, c.freeID, c.key, prio)
+					t.Fatalf("step %d: a client (free ID %s) is ordered by key %d above its priority %d", step, c.freeID, key, prio)
 				}
 			}
 		}

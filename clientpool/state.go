@@ -11,16 +11,20 @@ import (
 // This file holds the state transitions of one client. Each is called with
 // the pool lock held and records the peer callbacks and events it causes.
 
-// rekey recomputes an active client's ordering keys, lower bounds of its
-// priority (at its capacity and at minCap) over the next
-// params.PriorityHorizon, and re-arms its timer.
+// rekey recomputes an active client's ordering keys, stored with the common
+// drift (see doc.go, Keys that stay valid while time passes): lower bounds of
+// its priority (at its capacity and at minCap) that fall with the drift, and
+// re-arms its timer.
 func (p *ClientPool) rekey(c *client, now mclock.AbsTime) {
 	p.rekeys++
 	p.updateNegRate(c, now) // first: the timer reads the group's rate
 	b := c.snapAt(now)
 	kb := b
 	kb.neg = p.keyNeg(c.neg, b.neg, now) // a shared balance: its ceiling
-	c.key, c.slotKey = kb.keys(c.capacity, p.minCap, params.PriorityHorizon)
+	s, sMin := p.fallRates(c, &b)
+	d := p.driftAt(now)
+	c.key = satAddI(satSubF(kb.priority(c.capacity), p.keyHeadroom(s)), d)
+	c.slotKey = satAddI(satSubF(kb.priority(p.minCap), p.keyHeadroom(sMin)), d)
 	if p.active.contains(c) {
 		p.active.fix(c)
 		p.slots.fix(c)
@@ -77,6 +81,7 @@ func (p *ClientPool) setCap(c *client, cap uint64, requested bool, now mclock.Ab
 // capacity as 0.
 func (p *ClientPool) removeActive(c *client, now mclock.AbsTime, acts *callbacks, report bool) {
 	if c.settle(now) {
+		c.ranOut = true // ran out since its activation, found only now
 		acts.event(EventBalanceExhausted, c, now, "")
 	}
 	p.active.remove(c)
