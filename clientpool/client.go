@@ -202,6 +202,7 @@ func (c *client) settleOwn(now mclock.AbsTime) (exhausted bool) {
 		if had && c.pos.Value(p.posExp.at(now)) == 0 { // decayed away
 			c.pos = ExpiredValue{}
 			c.posDirty = true
+			p.unwritten = append(p.unwritten, c)
 			p.updateTotal(c)
 			p.updateSpend(c)
 			p.updateNegRate(c, now)

@@ -53,17 +53,36 @@ func (p *ClientPool) writeClient(b *writeBatch, c *client, now mclock.AbsTime, f
 	}
 }
 
-// persistAll settles every connected client's balances and queues them, with
-// the offsets, as one batch for the database writer.
-func (p *ClientPool) persistAll(now mclock.AbsTime) {
+// persistAll settles the active clients' balances and queues them, with the
+// changed balances of clients that are no longer active (p.unwritten) and the
+// offsets, as one batch for the database writer. Waiting clients only decay,
+// which the stored offsets already express, so they are not visited: the
+// work is one write per changed balance (SPEC 2.5), not one per connection.
+// Stop passes everyone, so that a change any path left unlisted is written
+// too before the pool ends.
+func (p *ClientPool) persistAll(now mclock.AbsTime, everyone bool) {
 	b := p.st.newBatch()
 	var exhausted []*client
-	for _, c := range p.clients {
+	visit := p.active.items
+	if everyone {
+		visit = make([]*client, 0, len(p.clients))
+		for _, c := range p.clients {
+			visit = append(visit, c)
+		}
+	}
+	for _, c := range visit {
 		if c.settle(now) {
 			exhausted = append(exhausted, c)
 		}
 		p.writeClient(b, c, now, false)
 	}
+	for _, c := range p.unwritten {
+		if p.clients[c.id] == c { // else written by its Unregister
+			p.writeClient(b, c, now, false)
+		}
+	}
+	clear(p.unwritten)
+	p.unwritten = p.unwritten[:0]
 	b.queue(p.posExp.at(now), p.negExp.at(now))
 	p.lastOffsets = now
 	var acts callbacks
@@ -94,7 +113,7 @@ func (p *ClientPool) onPeriodic(gen uint64) {
 		return
 	}
 	now := p.clock.Now()
-	p.persistAll(now)
+	p.persistAll(now, false)
 	sweep := now-p.lastSweep >= mclock.AbsTime(params.BalanceSweepInterval)
 	if sweep {
 		p.lastSweep = now

@@ -13,6 +13,7 @@ import (
 	"github.com/ethereum/go-ethereum/ethdb/memorydb"
 	"github.com/ethereum/go-ethereum/p2p/enode"
 	"github.com/ethereum/go-ethereum/rlp"
+	"github.com/vflux-net/vflux/params"
 )
 
 // recordingDB records every batch written to it: its keys, and whether it
@@ -165,6 +166,43 @@ func TestActiveSpendingIsPersistedWithinAMinute(t *testing.T) {
 	v, _ := storedValue(t, db, posKey(p.node.ID()))
 	if got := v.Value(0); got > 940e9 || got < 938e9 {
 		t.Fatalf("stored balance %d after 61 s active, want about 939e9-940e9", got)
+	}
+}
+
+// TestAnEvictedClientsDebtIsPersistedWithinAMinute guards the periodic write
+// of a client that stopped being active: persistAll visits the active clients
+// and those deactivated since its last run, so the debt a free client ran up
+// before its eviction is on disk within a minute, and a client that only
+// waits is not written again.
+func TestAnEvictedClientsDebtIsPersistedWithinAMinute(t *testing.T) {
+	db := &recordingDB{KeyValueStore: memorydb.New()}
+	clock := &mclock.Simulated{}
+	pool := newTestPool(t, db, clock, 1, 1)
+	pool.SetConnectedBias(0)
+	free, paid := newPeer(1, time.Hour), newPeer(2, time.Hour)
+	pool.Register(free)
+	clock.Run(10 * time.Second) // 10e9 tokens of debt at 1 token/ns
+	addBalance(pool, paid.node.ID(), 1000e9)
+	pool.Register(paid) // evicts the free client
+	if free.capacity() != 0 || paid.capacity() != 1 {
+		t.Fatalf("capacities free %d, paid %d: want the paid client to take the slot", free.capacity(), paid.capacity())
+	}
+	clock.Run(params.BalancePersistInterval)
+	writtenNow(pool)
+	v, ok := storedValue(t, db, negKey(free.freeID))
+	if got := v.Value(pool.negExp.at(clock.Now())); !ok || got < 10e9 || got > 11e9 {
+		t.Fatalf("stored debt of the evicted client %d (stored: %v), want about 10e9", got, ok)
+	}
+
+	mark := len(db.since(0))
+	clock.Run(3 * params.BalancePersistInterval)
+	writtenNow(pool)
+	for _, b := range db.since(mark) {
+		for _, k := range b.keys {
+			if k == string(negKey(free.freeID)) {
+				t.Fatalf("the waiting client's unchanged debt was written again: %v", b)
+			}
+		}
 	}
 }
 

@@ -75,6 +75,7 @@ type ClientPool struct {
 	planFloor    int64          // a failed plan's lowest rank of what was left (MaxInt64: none)
 	rekeys       uint64         // active re-keys so far (tests count them)
 	negRefreshes uint64         // shared-balance ceiling refreshes so far (tests count them)
+	unwritten    []*client      // inactive clients with balances changed since persistAll, for the next one
 	pending      []callbacks    // decided by persistAll, run by its caller
 	delivered    sync.Cond      // on mu: a capacity delivery to some client ended (see deliverCapacity)
 }
@@ -177,7 +178,7 @@ func (p *ClientPool) Stop() {
 		return
 	}
 	now := p.clock.Now()
-	p.persistAll(now)
+	p.persistAll(now, true)
 	p.stopped = true
 	if p.periodic != nil {
 		p.periodic.Stop()

@@ -94,6 +94,7 @@ func (p *ClientPool) removeActive(c *client, now mclock.AbsTime, acts *callbacks
 	p.updateSpend(c)
 	p.updateNegRate(c, now)
 	c.timer.stop()
+	p.unwritten = append(p.unwritten, c) // settled above: persistAll writes it next
 	if report {
 		acts.update(c, 0, false)
 	}
