@@ -136,11 +136,32 @@
 // tryActivate again. Waiting clients keep their order (see inactiveBest), so
 // the best stays the best.
 //
-// What time costs is now O(1) per event, not per client: no free client is
-// refreshed by time. What remains proportional to the pool is what happens:
-// with no connected bias and debts growing at 1 token/ns, as in the
-// benchmarks, waiting free clients come to out-rank active ones at a rate
-// proportional to the pool size, and each is an activation and an eviction.
+// The activation timer is never armed less than activationMinDelay (1 s)
+// ahead: with no connected bias, free clients whose debts grow alike would
+// otherwise take turns at every timer granularity. Events still run
+// tryActivate at once.
+//
+// # What time costs
+//
+// Between events nothing is done per client: a client has a timer only where
+// something happens to it (above), and the pool has one activation timer. So
+// the work per second of pool time is proportional to what happens, each
+// event O(log n), not to the number of clients. What happens still grows with
+// the pool, by the rules of SPEC 3.2 and 2.5, at any design:
+//
+//   - Turns. 2n free clients sharing n slots take turns after the connected
+//     bias, each holding a slot for a few biases at a time: at the default 3
+//     minutes about n/250 activations (and as many evictions) per second.
+//     BenchmarkChurnOneSecondSteps reports them per step.
+//   - Persistence. Each active client's spending is written once a minute
+//     (SPEC 2.5): n/60 writes per second for n active clients. persistAll
+//     visits only the active clients and those deactivated since its last
+//     run (p.unwritten): a waiting client's balance only decays, which its
+//     stored value and the stored offsets already express.
+//   - Paid balances running out: one timer firing per client, once.
+//
+// A pool where nobody waits (BenchmarkChurnOneSecondStepsNoneWaiting) does
+// only the churn, the run-outs and the writes.
 //
 // One enforcement step (enforcement.step) is the rule for the planner and the
 // curve: the lowest-ranked client is deactivated when the count is over or it
