@@ -5,11 +5,13 @@ import "time"
 // Client pool internals (package clientpool). Operators do not tune these; they
 // are here so a reviewer finds every number of the pool in one place.
 const (
-	// PriorityHorizon is how far ahead an active client's priority estimate looks
-	// when the pool orders it. The estimate is a lower bound of the client's
-	// priority until about this long from now, when a timer refreshes it: longer
-	// means fewer timer firings, shorter means the eviction candidate is found
-	// with fewer exact comparisons.
+	// PriorityHorizon is how long the key of an active client whose priority
+	// falls at another rate than the pool's common drift stays a lower bound of
+	// its priority (faster) or close to it (slower) before its timer re-keys
+	// it; clients falling at the drift rate, such as free clients at minCap
+	// with the default prices, are never re-keyed by time. Longer means fewer
+	// timer firings, shorter means the eviction candidate is found with fewer
+	// exact comparisons.
 	PriorityHorizon = 10 * time.Second
 	// MinTimerDelay is the shortest delay a balance threshold timer is armed
 	// with, so a client whose threshold is already due cannot spin a timer loop.
