@@ -109,9 +109,12 @@
 //     priorities and rounded balances). No timer, no refresh.
 //   - A client falling faster, at s > r0, is keyed lower by (s-r0) times
 //     params.PriorityHorizon, so the bound holds for the horizon, and its
-//     timer re-keys it then (rekeyDue); one falling slower is re-keyed when
-//     its key has grown loose by r0 times the horizon, which costs only
-//     refreshes, never a wrong decision.
+//     timer re-keys it then (rekeyDue). One falling slower (a debt that
+//     decays, a priority client above minCap) has no timer: its key only
+//     grows loose, which costs refreshes, never a wrong decision, and the
+//     planner re-keys every client it refreshed once its walks are over
+//     (tightenKeys), so the keys at the bottom of the heaps, the only ones
+//     decisions read, are tight again after every decision.
 //   - Events re-key as before: a request (RequestServed), a capacity change,
 //     a top-up, a positive balance that runs out (its timer fires then: the
 //     priority drops from pos/cap to -neg there), a shared balance that

@@ -110,21 +110,16 @@ func (p *ClientPool) keyHeadroom(s float64) float64 {
 }
 
 // rekeyDue returns when an active client falling at rates s (at its
-// capacity) and sMin (at minCap) must be re-keyed: after the horizon if it
-// falls faster than the drift (its key holds that long) or slower (its key
-// grows loose, by at most the drift over the horizon), never if at the drift
-// rate exactly, as every free client at minCap with the default prices does.
+// capacity) and sMin (at minCap) must be re-keyed by time: after the horizon
+// if it falls faster than the drift (its key is a lower bound that long),
+// else never. A key of a client falling slower only grows loose, which costs
+// refreshes, never a wrong decision, and the planner tightens the keys it
+// reads (tightenKeys).
 func (p *ClientPool) rekeyDue(s, sMin float64) time.Duration {
-	due := time.Duration(math.MaxInt64)
-	for _, r := range [2]float64{s, sMin} {
-		switch {
-		case r > p.driftRate:
-			due = min(due, params.PriorityHorizon)
-		case r < p.driftRate:
-			due = min(due, durationOf(float64(params.PriorityHorizon)*p.driftRate/(p.driftRate-r)))
-		}
+	if s > p.driftRate || sMin > p.driftRate {
+		return params.PriorityHorizon
 	}
-	return due
+	return time.Duration(math.MaxInt64)
 }
 
 // satSubInt returns a-b (b >= 0) saturating at MinInt64.

@@ -164,6 +164,7 @@ func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int6
 	gen := p.planGen
 	drift := p.driftAt(now)
 	p.planFloor = math.MaxInt64
+	defer p.tightenKeys(now)
 	var victims []*client
 	// walk takes clients from h in the order of their priority at the
 	// moment (at minCap for slots) while more is true.
@@ -214,6 +215,7 @@ func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int6
 					e.prio = e.b.priority(e.cap)
 				}
 				e.hasPrio = true
+				p.refreshed = append(p.refreshed, v)
 				if refreshes < maxPlanRefreshes {
 					refreshes++
 					en.fr.push(e)
@@ -237,6 +239,23 @@ func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int6
 		return nil, false
 	}
 	return victims, true
+}
+
+// tightenKeys re-keys the active clients the last plan refreshed, once its
+// walks are over (they hold heap indices). A key that time made loose (the
+// client's priority fell slower than the drift) is tight again, so the next
+// walk that reaches the bottom of the heaps, the only part decisions read,
+// refreshes fewer clients. At most maxPlanRefreshes per walk are refreshed
+// and re-sifted, and the rest at most once each, so this adds O(k log n) to
+// a plan that refreshed k.
+func (p *ClientPool) tightenKeys(now mclock.AbsTime) {
+	for _, c := range p.refreshed {
+		if c.active {
+			p.rekey(c, now)
+		}
+	}
+	clear(p.refreshed)
+	p.refreshed = p.refreshed[:0]
 }
 
 // applyPlan carries out a successful plan; the clients it deactivates are

@@ -267,3 +267,42 @@ func TestAClientThatOutRanksIncumbentsAtTheMomentNeverLosesToThem(t *testing.T) 
 		t.Fatalf("only %d admissions and %d raises checked: the random pools no longer exercise the rule", admitted, raised)
 	}
 }
+
+// TestTheKeysAPlanReadsAreTightenedAfterHoursOfDecayingDebt guards
+// tightenKeys: the debt of a long-active free client decays towards a balance
+// between its price and its decay, so its priority falls ever slower than the
+// drift its key falls with, and the key grows loose by hours of spending. A
+// plan refreshes the clients it reaches and re-keys them when it ends, so a
+// failed activation leaves the lowest keys within rounding of the priorities.
+func TestTheKeysAPlanReadsAreTightenedAfterHoursOfDecayingDebt(t *testing.T) {
+	clock := &mclock.Simulated{}
+	pool := newTestPool(t, nil, clock, 2, 2)
+	pool.SetExpirationTCs(0, 600)
+	pool.SetConnectedBias(time.Hour)
+	for i := 0; i < 2; i++ {
+		pool.Register(newPeer(i, time.Hour))
+	}
+	clock.Run(2 * time.Hour) // each debt is near 1 token/ns * 600 s = 6e11
+
+	slack := func() (worst int64) {
+		pool.mu.Lock()
+		defer pool.mu.Unlock()
+		now := clock.Now()
+		for _, c := range pool.active.items {
+			b := c.snapAt(now)
+			worst = max(worst, b.priority(c.capacity)-pool.effKey(c.key, now), b.priority(pool.minCap)-pool.effKey(c.slotKey, now))
+		}
+		return worst
+	}
+	if s := slack(); s < 1e12 {
+		t.Fatalf("keys %d below the priorities after 2 hours: the test needs them loose", s)
+	}
+	newcomer := newPeer(2, time.Hour) // no debt, but an hour's bias to pay
+	pool.Register(newcomer)
+	if newcomer.capacity() != 0 {
+		t.Fatalf("the newcomer was activated; the test needs a failed plan")
+	}
+	if s := slack(); s > 1e6 {
+		t.Fatalf("after a plan, keys are still %d below the priorities, want at most rounding", s)
+	}
+}
