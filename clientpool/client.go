@@ -92,8 +92,9 @@ type client struct {
 	activeTime   time.Duration  // total time active, for the average request rate
 	reqCost      float64        // total request cost served
 
-	key      int64   // active: lower bound of the priority until the timer fires
-	slotKey  int64   // active: lower bound of the priority at minCap until then (its rank for a slot)
+	key      float64 // active: lower bound of the priority, stored with its kind's drift (drift.go)
+	slotKey  float64 // active: the same of the priority at minCap (its rank for a slot)
+	paidKey  bool    // active: the keys are of the priority kind (paidKeys), else free
 	ikClass  int     // inactive order: 1 priority client, 0 free client
 	ikLog    float64 // inactive order within the class, offset-independent
 	activeIx int
@@ -386,6 +387,9 @@ func betterInactive(a, b *client) bool {
 // lowerActive orders active clients by their priority lower bound, lowest
 // first; ties go to the longest registered.
 func lowerActive(a, b *client) bool {
+	if a.paidKey != b.paidKey {
+		return b.paidKey // every free client ranks below every priority client
+	}
 	if a.key != b.key {
 		return a.key < b.key
 	}
@@ -395,6 +399,9 @@ func lowerActive(a, b *client) bool {
 // lowerSlot orders active clients by the lower bound of their priority at
 // minCap, lowest first; ties go to the longest registered.
 func lowerSlot(a, b *client) bool {
+	if a.paidKey != b.paidKey {
+		return b.paidKey
+	}
 	if a.slotKey != b.slotKey {
 		return a.slotKey < b.slotKey
 	}
@@ -413,7 +420,7 @@ func (p *ClientPool) armTimer(c *client, b *balSnap) {
 		return
 	}
 	s, sMin := p.fallRates(c, b)
-	d := p.rekeyDue(s, sMin)
+	d := p.rekeyDue(keyKind(c), s, sMin)
 	posPrice := c.posF.timePrice(c.capacity, 0)
 	negPrice := c.negF.timePrice(c.capacity, 0)
 	if b.pos > 0 {

@@ -75,10 +75,11 @@ func (p *ClientPool) snapshotCurve(now mclock.AbsTime) *curveSnapshot {
 	n := p.active.Len()
 	s := &curveSnapshot{curve: cv, entries: make([]planEntry, n)}
 	cv.caps = make([]uint64, n)
+	kv := p.keyView(now)
 	for i, c := range p.active.items {
 		b := c.snapAt(now)
 		c.curveGen, c.curveIdx = cv.gen, int32(i)
-		s.entries[i] = planEntry{hidx: i, key: p.effKey(c.key, now), seq: c.seq, hasPrio: true, prio: b.priority(c.capacity), cap: c.capacity, b: b}
+		s.entries[i] = planEntry{hidx: i, key: kv.eff(keyKind(c), c.key), seq: c.seq, hasPrio: true, prio: b.priority(c.capacity), cap: c.capacity, b: b}
 		cv.caps[i] = c.capacity
 	}
 	p.curveMoved, p.curveChanged = 0, false

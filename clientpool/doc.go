@@ -31,16 +31,16 @@
 //   - negs: the negative balances shared by connected clients with the same
 //     free-client ID, reference-counted by their clients list (see Shared
 //     negative balances below).
-//   - active: an indexed min-heap of active clients ordered by key, a lower
-//     bound of the client's priority stored with the common drift (see Keys
-//     that stay valid while time passes); slots: the same clients ordered by
-//     slotKey, the same bound of their priority at minCap (their rank for a
-//     slot, see A pool full by count). An active client has a threshold
-//     timer only where something happens to it: its positive balance runs
-//     out, its shared negative balance reaches its ceiling, or its priority
-//     falls faster or slower than the drift (re-keyed once per
-//     params.PriorityHorizon); a free client at minCap with the default
-//     prices has none. The pool has one activation timer, for the moment the
+//   - active: an indexed min-heap of active clients ordered by kind (free
+//     below priority) and key, a lower bound of the client's priority in
+//     base units stored with its kind's drift (see Keys that stay valid while
+//     time passes); slots: the same clients ordered by slotKey, the same
+//     bound of their priority at minCap (their rank for a slot, see A pool
+//     full by count). An active client has a threshold timer only where
+//     something happens to it: its positive balance runs out, its shared
+//     negative balance reaches its ceiling, or its priority falls faster than
+//     its kind's drift (re-keyed once per params.PriorityHorizon); a free
+//     client at minCap with the default prices has none. The pool has one activation timer, for the moment the
 //     best waiting client may come to out-rank an active one.
 //   - inactiveBest / inactiveLow: two indexed heaps over the inactive clients,
 //     best first (activation order) and worst first (SetMaxInactive), ordered
@@ -81,63 +81,89 @@
 // taken in key order, so a decision stays O(log n) when the keys of a whole
 // pool collapsed (a pool whose clients spend more over the horizon than they
 // have). Keys that fall with the drift are tight for most clients (below),
-// which leaves the budget for the rest. A newcomer that does not out-rank the lowest key
-// left fails at once: every priority is at least that key. The capacity
+// which leaves the budget for the rest. A newcomer that does not out-rank the
+// lowest key left fails at once: every priority is at least that key. The capacity
 // curve's snapshot holds exact priorities, so it simulates in exact order from
 // the start.
 //
 // # Keys that stay valid while time passes
 //
 // Time lowers priorities: a free client's debt grows at its negative price,
-// a priority client's pos/cap falls at its price per capacity (and its
-// decay). Most active clients are free clients at minCap with the default
-// prices, whose priorities all fall at one rate r0 (driftRate, the default
-// negative price at minCap): time does not change their order. So a key is
-// stored as a lower bound k0 of the priority at its re-key, plus the common
-// drift D(t0), where D grows by r0 per ns for the whole pool (driftAt, rounded
-// up); the bound it stands for at t is its effective key k0 - (D(t) - D(t0)),
-// which the planner and the curve read (effKey). Every stored key moves by the
-// same D, so the heaps' order never changes with time and nothing is re-sifted
-// while it passes. The effective key stays a lower bound:
+// a priority client's pos/cap falls at its price per capacity, and
+// expiration scales balances down. Two facts keep the heaps' order still
+// while time passes:
 //
-//   - A client whose priority falls at most at r0 (every free client at
-//     minCap with the default prices, a priority client whose price per
-//     capacity is at most r0) stays above it for ever: its priority at t is
-//     at least its priority at t0 minus r0(t-t0) (debt grows linearly and
-//     decay only lowers it; pos/cap is convex in time, so it never falls
-//     faster than at t0), and k0 is 3 units below that priority (integer
-//     priorities and rounded balances). No timer, no refresh.
-//   - A client falling faster, at s > r0, is keyed lower by (s-r0) times
-//     params.PriorityHorizon, so the bound holds for the horizon, and its
-//     timer re-keys it then (rekeyDue). One falling slower (a debt that
-//     decays, a priority client above minCap) has no timer: its key only
-//     grows loose, which costs refreshes, never a wrong decision, and the
-//     planner re-keys every client it refreshed once its walks are over
-//     (tightenKeys), so the keys at the bottom of the heaps, the only ones
-//     decisions read, are tight again after every decision.
+//   - Base units. A balance read at a fixed reference offset ref (its value
+//     times 2^(L(t)-ref), with L the kind's expiration offset) does not
+//     change with expiration, so expiration, which scales every balance of a
+//     kind alike, drops out: a waiting client's balance in base units is
+//     constant, and an active free client's debt grows by its price times
+//     2^(L(t)-ref) per ns, whatever its debt.
+//   - Common drift. Most active clients are free clients at minCap with the
+//     default prices, all losing priority at one rate r0 in base units, and
+//     most priority clients lose pos/cap at one rate too (the default price
+//     at minCap per unit of capacity, the same at every capacity when the
+//     time factor is 0, as by default). A key is stored, per kind (free
+//     clients ranked by debt, priority clients by pos/cap), as a lower bound
+//     of the priority in the kind's base units plus the kind's drift D(t0),
+//     where D grows by the kind's rate (plus keySlack, 1 unit per second, for
+//     rounded balances) times 2^(L(t)-ref) per ns, in closed form
+//     (keyDrift.at). The bound it stands for at t is (stored - D(t)) in
+//     value units (keyView.eff), which the planner and the curve read. Every
+//     stored key of a kind moves by the same D, every free client ranks
+//     below every priority client (a free client's bound is at most 0, a
+//     priority client's at least 0), so the heaps' order never changes with
+//     time and nothing is re-sifted while it passes.
+//
+// The effective key stays a lower bound:
+//
+//   - A client falling at most at its kind's rate in base units (every free
+//     client at minCap with the default prices, whatever its debt and its
+//     decay; a priority client whose price per capacity is at most the
+//     kind's) stays above it for ever: its priority at t is at least its
+//     priority at t0 minus D(t)-D(t0), and the key is 3 units (and a 2^-45
+//     relative margin for float64) below that priority. No timer, no
+//     refresh. The settle charges an interval's time at its midpoint offset
+//     (SPEC 2.2), a little less than the integral D follows, so the key
+//     only grows loose, by about (dt/tau)^2/24 of the spending.
+//   - A client falling faster, at s above the rate, is keyed lower by the
+//     excess over params.PriorityHorizon, so the bound holds for the
+//     horizon, and its timer re-keys it then (rekeyDue). A member of a shared
+//     negative balance is keyed against the group's ceiling, constant in
+//     value units, so falling by ceiling/tau in base units. One falling
+//     slower (custom prices, a priority client above minCap when the time
+//     factor is not 0) has no timer: its key only grows loose, which costs
+//     refreshes, never a wrong decision, and the planner re-keys every client
+//     it refreshed once its walks are over (tightenKeys), so the keys at the
+//     bottom of the heaps, the only ones decisions read, are tight again
+//     after every decision.
 //   - Events re-key as before: a request (RequestServed), a capacity change,
-//     a top-up, a positive balance that runs out (its timer fires then: the
-//     priority drops from pos/cap to -neg there), a shared balance that
-//     reaches its ceiling (members are keyed against the ceiling, so they
-//     do not fall with time until then).
-//   - A changed default price changes r0: the drift is settled at the old
-//     rate and every active client re-keyed (an operator's action, O(n)).
-//     When D passes 2^50 (where float64 stops being exact to a quarter unit),
-//     the stored keys are lowered by it and D starts again from 0 (O(n), at
-//     r0 = 1 token/ns once in 13 days).
+//     a top-up, a positive balance that runs out (its timer fires then, and
+//     the client moves to the free kind), a shared balance that reaches its
+//     ceiling.
+//   - A changed default price changes the rates, a changed time constant the
+//     growth of 2^L: the drifts are settled at the old values first, and a
+//     new price re-keys every active client (an operator's action, O(n)).
+//     When a drift passes 2^50 (float64 exact to a quarter unit) or L moves
+//     4 from ref, the stored keys of the kind are converted to value units of
+//     the moment and D starts again from 0 with ref = L (rebaseKeys, at each
+//     tryActivate and each minute's persistence; O(n), about once per 2.8
+//     time constants, or per 13 days at 1 token/ns without expiration).
 //
 // Waiting clients compete when something changes (every event ends in
 // tryActivate) and when time may have made the best of them out-rank an
 // active one: a plan that fails for the best waiting client w leaves a floor,
 // the lowest effective key of what it did not take (the frontier's, and an
-// unvisited entry's key is at least its parent's there). Every active
-// client's priority stays at least floor minus r0 times the time since (a
-// client whose key holds for less has its own timer, which runs tryActivate),
-// and w's biased priority rises at most at the decay rate of its debt
-// (neg/tau), so w cannot out-rank anyone before (floor - prio)/(r0 + neg/tau):
-// the activation timer fires then (activationDue). An early firing only runs
-// tryActivate again. Waiting clients keep their order (see inactiveBest), so
-// the best stays the best.
+// unvisited entry's key is at least its parent's there). In base units every
+// active client's priority stays at least floor minus the growth of its
+// kind's drift since (a client whose key holds for less has its own timer,
+// which runs tryActivate), and w's biased priority does not rise (its balance
+// only decays, which base units do not show), so w cannot out-rank anyone
+// before the drift grew by the gap: after tau*ln(1+gap/(rate*tau)), or
+// gap/rate without expiration, the activation timer fires (activationDue). An
+// early firing only runs tryActivate again. Waiting clients keep their order
+// (see inactiveBest), so the best stays the best. A free client never
+// out-ranks a priority client by time alone.
 //
 // The activation timer is never armed less than activationMinDelay (1 s)
 // ahead: with no connected bias, free clients whose debts grow alike would

@@ -114,6 +114,7 @@ func (p *ClientPool) onPeriodic(gen uint64) {
 	}
 	now := p.clock.Now()
 	p.persistAll(now, false)
+	p.rebaseKeys(now) // also in a pool where nothing else happens
 	sweep := now-p.lastSweep >= mclock.AbsTime(params.BalanceSweepInterval)
 	if sweep {
 		p.lastSweep = now

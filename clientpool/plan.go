@@ -162,7 +162,7 @@ func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int6
 	}
 	p.planGen++
 	gen := p.planGen
-	drift := p.driftAt(now)
+	kv := p.keyView(now)
 	p.planFloor = math.MaxInt64
 	defer p.tightenKeys(now)
 	var victims []*client
@@ -178,7 +178,7 @@ func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int6
 			if slots {
 				key = c.slotKey
 			}
-			en.fr.push(planEntry{c: c, hidx: i, key: satSubInt(key, drift), seq: c.seq, cap: c.capacity})
+			en.fr.push(planEntry{c: c, hidx: i, key: kv.eff(keyKind(c), key), seq: c.seq, cap: c.capacity})
 		}
 		if h.Len() > 0 {
 			visit(0)
@@ -278,7 +278,7 @@ func (p *ClientPool) applyPlan(victims []*client, now mclock.AbsTime, acts *call
 // enforcement would cut (SPEC 3.2 Activation). When the best does not, the
 // activation timer is armed for the earliest moment it may (activationDue).
 func (p *ClientPool) tryActivate(now mclock.AbsTime, acts *callbacks) {
-	p.rebaseDrift(now)
+	p.rebaseKeys(now)
 	for i := 0; i < params.MaxActivationsPerCall; i++ {
 		w := p.inactiveBest.top()
 		if w == nil {
@@ -288,7 +288,7 @@ func (p *ClientPool) tryActivate(now mclock.AbsTime, acts *callbacks) {
 		prio := b.estimate(p.minCap, 0, 0, p.bias)
 		victims, ok := p.plan(now, w, p.minCap, prio)
 		if !ok {
-			p.armActivation(p.activationDue(&b, prio, p.planFloor))
+			p.armActivation(p.activationDue(prio, p.planFloor))
 			return
 		}
 		p.applyPlan(victims, now, acts, ReasonEvicted)

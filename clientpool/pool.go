@@ -68,17 +68,15 @@ type ClientPool struct {
 	curveMoved   uint64 // capacity moved since the curve was built
 	curveChanged bool   // anything changed since the curve was built
 	snapGen      uint64
-	driftRate    float64        // the keys' common fall rate, priority units per ns (drift.go)
-	driftBase    int64          // the drift at driftSince
-	driftSince   mclock.AbsTime // when driftRate was set or the drift re-based
-	activation   clientTimer    // fires when a waiting client may out-rank an active one
-	planFloor    int64          // a failed plan's lowest rank of what was left (MaxInt64: none)
-	refreshed    []*client      // clients the plan under way refreshed, re-keyed when it ends (tightenKeys)
-	rekeys       uint64         // active re-keys so far (tests count them)
-	negRefreshes uint64         // shared-balance ceiling refreshes so far (tests count them)
-	unwritten    []*client      // inactive clients with balances changed since persistAll, for the next one
-	pending      []callbacks    // decided by persistAll, run by its caller
-	delivered    sync.Cond      // on mu: a capacity delivery to some client ended (see deliverCapacity)
+	drifts       [2]keyDrift // the common drift of free and of priority clients' keys (drift.go)
+	activation   clientTimer // fires when a waiting client may out-rank an active one
+	planFloor    int64       // a failed plan's lowest rank of what was left (MaxInt64: none)
+	refreshed    []*client   // clients the plan under way refreshed, re-keyed when it ends (tightenKeys)
+	rekeys       uint64      // active re-keys so far (tests count them)
+	negRefreshes uint64      // shared-balance ceiling refreshes so far (tests count them)
+	unwritten    []*client   // inactive clients with balances changed since persistAll, for the next one
+	pending      []callbacks // decided by persistAll, run by its caller
+	delivered    sync.Cond   // on mu: a capacity delivery to some client ended (see deliverCapacity)
 }
 
 // NewClientPool creates a pool over the balance database db (memorydb when
@@ -115,6 +113,8 @@ func NewClientPool(db ethdb.KeyValueStore, minCap uint64, connectedBias time.Dur
 	p.inactiveBest = newClientHeap(betterInactive, func(c *client) *int { return &c.bestIx })
 	p.inactiveLow = newClientHeap(func(a, b *client) bool { return betterInactive(b, a) }, func(c *client) *int { return &c.worstIx })
 	now := clock.Now()
+	p.drifts[freeKeys] = keyDrift{exp: &p.negExp, rate: keySlack, since: now}
+	p.drifts[paidKeys] = keyDrift{exp: &p.posExp, rate: keySlack, since: now}
 	posL, negL, err := p.st.loadOffsets()
 	if err != nil {
 		// Nothing can be decided without the offsets the stored balances are
@@ -127,6 +127,7 @@ func NewClientPool(db ethdb.KeyValueStore, minCap uint64, connectedBias time.Dur
 	}
 	p.posExp.restore(now, posL)
 	p.negExp.restore(now, negL)
+	p.drifts[freeKeys].ref, p.drifts[paidKeys].ref = negL, posL
 	p.lastSweep, p.lastOffsets = now, now
 	var corrupt int
 	var firstCorrupt []byte
@@ -475,7 +476,7 @@ func (p *ClientPool) SetDefaultFactors(pos, neg PriceFactors) {
 	}
 	p.mu.Lock()
 	p.defPos, p.defNeg = pos, neg
-	p.setDriftRate(p.clock.Now())
+	p.setDriftRates(p.clock.Now())
 	p.mu.Unlock()
 }
 
@@ -494,6 +495,7 @@ func (p *ClientPool) SetExpirationTCs(pos, neg uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.clock.Now()
+	p.settleDrifts(now) // the drifts grew with the old time constants until now
 	p.posExp.setTC(now, pos)
 	p.negExp.setTC(now, neg)
 	if !p.stopped {

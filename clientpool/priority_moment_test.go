@@ -268,21 +268,27 @@ func TestAClientThatOutRanksIncumbentsAtTheMomentNeverLosesToThem(t *testing.T) 
 	}
 }
 
-// TestTheKeysAPlanReadsAreTightenedAfterHoursOfDecayingDebt guards
-// tightenKeys: the debt of a long-active free client decays towards a balance
-// between its price and its decay, so its priority falls ever slower than the
-// drift its key falls with, and the key grows loose by hours of spending. A
-// plan refreshes the clients it reaches and re-keys them when it ends, so a
-// failed activation leaves the lowest keys within rounding of the priorities.
-func TestTheKeysAPlanReadsAreTightenedAfterHoursOfDecayingDebt(t *testing.T) {
+// TestTheKeysAPlanReadsAreTightenedAfterHoursOfSlowSpending guards
+// tightenKeys: a client whose priority falls slower than its kind's drift (here
+// free clients at half the default time price) keeps a key that falls with the
+// drift, so the key grows loose by hours of spending. A plan refreshes the
+// clients it reaches and re-keys them when it ends, so a failed activation
+// leaves the lowest keys within rounding of the priorities.
+func TestTheKeysAPlanReadsAreTightenedAfterHoursOfSlowSpending(t *testing.T) {
 	clock := &mclock.Simulated{}
 	pool := newTestPool(t, nil, clock, 2, 2)
-	pool.SetExpirationTCs(0, 600)
 	pool.SetConnectedBias(time.Hour)
+	half := PriceFactors{TimeFactor: 0.5, RequestFactor: 1}
 	for i := 0; i < 2; i++ {
-		pool.Register(newPeer(i, time.Hour))
+		p := newPeer(i, time.Hour)
+		pool.Register(p)
+		if err := pool.SetClientFactors(p.node.ID(), testFactors, half); err != nil {
+			t.Fatal(err)
+		}
 	}
-	clock.Run(2 * time.Hour) // each debt is near 1 token/ns * 600 s = 6e11
+	for i := 0; i < 120; i++ {
+		clock.Run(time.Minute) // each debt grows by 0.5 token/ns for 2 hours, the drift by 1
+	}
 
 	slack := func() (worst int64) {
 		pool.mu.Lock()
@@ -290,7 +296,7 @@ func TestTheKeysAPlanReadsAreTightenedAfterHoursOfDecayingDebt(t *testing.T) {
 		now := clock.Now()
 		for _, c := range pool.active.items {
 			b := c.snapAt(now)
-			worst = max(worst, b.priority(c.capacity)-pool.effKey(c.key, now), b.priority(pool.minCap)-pool.effKey(c.slotKey, now))
+			worst = max(worst, b.priority(c.capacity)-pool.effKey(c, c.key, now), b.priority(pool.minCap)-pool.effKey(c, c.slotKey, now))
 		}
 		return worst
 	}
@@ -304,5 +310,45 @@ func TestTheKeysAPlanReadsAreTightenedAfterHoursOfDecayingDebt(t *testing.T) {
 	}
 	if s := slack(); s > 1e6 {
 		t.Fatalf("after a plan, keys are still %d below the priorities, want at most rounding", s)
+	}
+}
+
+// TestKeysOfDecayingDebtsStayTightWithoutARefresh guards the base units of
+// free clients' keys: a long-active free client's debt decays towards its
+// price times the time constant, so its priority falls ever slower, but in
+// base units, which decay does not change, it falls exactly with the drift.
+// Its key stays within a second of spending of its priority for hours, with
+// no timer re-keying it.
+func TestKeysOfDecayingDebtsStayTightWithoutARefresh(t *testing.T) {
+	clock := &mclock.Simulated{}
+	pool := newTestPool(t, nil, clock, 2, 2)
+	pool.SetExpirationTCs(0, 600)
+	for i := 0; i < 2; i++ {
+		pool.Register(newPeer(i, time.Hour))
+	}
+	pool.mu.Lock()
+	rekeys := pool.rekeys
+	pool.mu.Unlock()
+	for i := 0; i < 240; i++ {
+		clock.Run(30 * time.Second) // the minute's settle runs on time
+		pool.mu.Lock()
+		now := clock.Now()
+		for _, c := range pool.active.items {
+			b := c.snapAt(now)
+			for _, k := range []struct {
+				prio, key int64
+			}{{b.priority(c.capacity), pool.effKey(c, c.key, now)}, {b.priority(pool.minCap), pool.effKey(c, c.slotKey, now)}} {
+				if k.key > k.prio || k.prio-k.key > 1e9 {
+					pool.mu.Unlock()
+					t.Fatalf("after %v: key %d for priority %d (debt %d), want within 1e9 below", time.Duration(now), k.key, k.prio, b.neg)
+				}
+			}
+		}
+		pool.mu.Unlock()
+	}
+	pool.mu.Lock()
+	defer pool.mu.Unlock()
+	if pool.rekeys != rekeys {
+		t.Fatalf("%d re-keys in 2 hours of time alone, want none", pool.rekeys-rekeys)
 	}
 }

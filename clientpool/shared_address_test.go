@@ -37,7 +37,7 @@ func sharedAddress(t *testing.T, pool *ClientPool, k int) ([]*peer, []*client) {
 // clients changed: the active key, or the inactive order of a waiting one.
 func siblingKeyChanges(pool *ClientPool, clock *mclock.Simulated, clients []*client, n int, cost uint64, step time.Duration) int {
 	type key struct {
-		active   int64
+		active   float64
 		inactive float64
 	}
 	keys := func() []key {
@@ -138,9 +138,9 @@ func TestActiveKeysStayLowerBoundsOfPrioritiesWhenClientsShareAnAddress(t *testi
 				continue
 			}
 			b := c.snapAt(now)
-			if prio := b.priority(c.capacity); c.key > prio {
+			if prio, key := b.priority(c.capacity), pool.effKey(c, c.key, now); key > prio {
 				pool.mu.Unlock()
-				t.Fatalf("step %d: client %d is ordered by key %d above its priority %d", step, i, c.key, prio)
+				t.Fatalf("step %d: client %d is ordered by key %d above its priority %d", step, i, key, prio)
 			}
 		}
 		pool.mu.Unlock()
@@ -277,7 +277,7 @@ func TestActiveKeysStayLowerBoundsOfPrioritiesWhileTimePasses(t *testing.T) {
 		for _, c := range pool.clients {
 			if c.active {
 				b := c.snapAt(now)
-				if prio, key := b.priority(c.capacity), pool.effKey(c.key, now); key > prio {
+				if prio, key := b.priority(c.capacity), pool.effKey(c, c.key, now); key > prio {
 					pool.mu.Unlock()
 					t.Fatalf("step %d: a client (free ID %s) is ordered by key %d above its priority %d", step, c.freeID, key, prio)
 				}

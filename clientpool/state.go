@@ -22,9 +22,14 @@ func (p *ClientPool) rekey(c *client, now mclock.AbsTime) {
 	kb := b
 	kb.neg = p.keyNeg(c.neg, b.neg, now) // a shared balance: its ceiling
 	s, sMin := p.fallRates(c, &b)
-	d := p.driftAt(now)
-	c.key = satAddI(satSubF(kb.priority(c.capacity), p.keyHeadroom(s)), d)
-	c.slotKey = satAddI(satSubF(kb.priority(p.minCap), p.keyHeadroom(sMin)), d)
+	k := freeKeys
+	if b.pos > 0 {
+		k = paidKeys
+	}
+	kv := p.keyView(now)
+	c.paidKey = k == paidKeys
+	c.key = kv.store(k, float64(kb.priority(c.capacity))-p.keyHeadroom(k, s))
+	c.slotKey = kv.store(k, float64(kb.priority(p.minCap))-p.keyHeadroom(k, sMin))
 	if p.active.contains(c) {
 		p.active.fix(c)
 		p.slots.fix(c)

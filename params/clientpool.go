@@ -6,12 +6,11 @@ import "time"
 // are here so a reviewer finds every number of the pool in one place.
 const (
 	// PriorityHorizon is how long the key of an active client whose priority
-	// falls at another rate than the pool's common drift stays a lower bound of
-	// its priority (faster) or close to it (slower) before its timer re-keys
-	// it; clients falling at the drift rate, such as free clients at minCap
-	// with the default prices, are never re-keyed by time. Longer means fewer
-	// timer firings, shorter means the eviction candidate is found with fewer
-	// exact comparisons.
+	// falls faster than its kind's common drift stays a lower bound of its
+	// priority before its timer re-keys it; clients falling at the drift rate
+	// or slower, such as free clients at minCap with the default prices, are
+	// never re-keyed by time. Longer means fewer timer firings, shorter means
+	// the eviction candidate is found with fewer exact comparisons.
 	PriorityHorizon = 10 * time.Second
 	// MinTimerDelay is the shortest delay a balance threshold timer is armed
 	// with, so a client whose threshold is already due cannot spin a timer loop.
