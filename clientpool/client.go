@@ -411,9 +411,10 @@ func lowerSlot(a, b *client) bool {
 // armTimer (re)arms the client's threshold timer (SPEC 2.4): it fires when the
 // positive balance runs out, when a shared negative balance reaches the
 // ceiling its members are keyed against, or when the client's keys stop being
-// lower bounds of its priority under the common drift (rekeyDue: only for a
-// client falling faster than the drift), whichever comes first. A generation counter makes a stale firing (one that raced with Stop)
-// harmless, so the timer always re-arms.
+// lower bounds of its priority under its kind's drift (rekeyDue: only for a
+// client falling faster than the drift), whichever comes first. A generation
+// counter makes a stale firing (one that raced with Stop) harmless, so the
+// timer always re-arms.
 func (p *ClientPool) armTimer(c *client, b *balSnap) {
 	if !c.active || p.stopped {
 		c.timer.stop()

@@ -128,7 +128,9 @@
 //     only grows loose, by about (dt/tau)^2/24 of the spending.
 //   - A client falling faster, at s above the rate, is keyed lower by the
 //     excess over params.PriorityHorizon, so the bound holds for the
-//     horizon, and its timer re-keys it then (rekeyDue). A member of a shared
+//     horizon, and its timer re-keys it then (rekeyDue): a priority client
+//     above minCap (its rank for a slot, pos/minCap, falls at its whole
+//     price over minCap), a client with custom prices above the defaults. A member of a shared
 //     negative balance is keyed against the group's ceiling, constant in
 //     value units, so falling by ceiling/tau in base units. One falling
 //     slower (custom prices, a priority client above minCap when the time

@@ -101,6 +101,20 @@ func (p *ClientPool) keyView(now mclock.AbsTime) keyView {
 	return v
 }
 
+// keyViewOf is keyView for kind k only (the other kind is left unset).
+func (p *ClientPool) keyViewOf(k int, now mclock.AbsTime) keyView {
+	var v keyView
+	v.d[k], v.scale[k] = p.drifts[k].at(now), p.drifts[k].scale(now)
+	return v
+}
+
+// looseKey reports whether a key that stands for key is looser than rounding
+// (the headroom and the float64 margins) below the priority prio: one the
+// planner should tighten.
+func looseKey(key, prio int64) bool {
+	return float64(prio)-float64(key) > 64+math.Abs(float64(prio))/(1<<40)
+}
+
 // eff returns the lower bound of the priority, in priority units, that the
 // stored key of kind k stands for: a free client's is at most 0 (its priority
 // is -neg), a priority client's at least 0 (its priority is at least 1), so

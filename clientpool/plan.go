@@ -215,7 +215,9 @@ func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int6
 					e.prio = e.b.priority(e.cap)
 				}
 				e.hasPrio = true
-				p.refreshed = append(p.refreshed, v)
+				if looseKey(e.key, e.prio) {
+					p.refreshed = append(p.refreshed, v)
+				}
 				if refreshes < maxPlanRefreshes {
 					refreshes++
 					en.fr.push(e)
@@ -241,8 +243,8 @@ func (p *ClientPool) plan(now mclock.AbsTime, x *client, xCap uint64, xPrio int6
 	return victims, true
 }
 
-// tightenKeys re-keys the active clients the last plan refreshed, once its
-// walks are over (they hold heap indices). A key that time made loose (the
+// tightenKeys re-keys the active clients the last plan refreshed and found
+// loose (looseKey), once its walks are over (they hold heap indices). A key that time made loose (the
 // client's priority fell slower than the drift) is tight again, so the next
 // walk that reaches the bottom of the heaps, the only part decisions read,
 // refreshes fewer clients. At most maxPlanRefreshes per walk are refreshed

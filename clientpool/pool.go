@@ -71,7 +71,7 @@ type ClientPool struct {
 	drifts       [2]keyDrift // the common drift of free and of priority clients' keys (drift.go)
 	activation   clientTimer // fires when a waiting client may out-rank an active one
 	planFloor    int64       // a failed plan's lowest rank of what was left (MaxInt64: none)
-	refreshed    []*client   // clients the plan under way refreshed, re-keyed when it ends (tightenKeys)
+	refreshed    []*client   // clients the plan under way found loose, re-keyed when it ends (tightenKeys)
 	rekeys       uint64      // active re-keys so far (tests count them)
 	negRefreshes uint64      // shared-balance ceiling refreshes so far (tests count them)
 	unwritten    []*client   // inactive clients with balances changed since persistAll, for the next one

@@ -26,7 +26,7 @@ func (p *ClientPool) rekey(c *client, now mclock.AbsTime) {
 	if b.pos > 0 {
 		k = paidKeys
 	}
-	kv := p.keyView(now)
+	kv := p.keyViewOf(k, now)
 	c.paidKey = k == paidKeys
 	c.key = kv.store(k, float64(kb.priority(c.capacity))-p.keyHeadroom(k, s))
 	c.slotKey = kv.store(k, float64(kb.priority(p.minCap))-p.keyHeadroom(k, sMin))
