@@ -408,25 +408,34 @@ func (c *Client) roundTrip(ctx context.Context, code uint64, mk func(id uint64) 
 		// A failed write means the connection is gone (or going).
 		return rawMsg{}, fmt.Errorf("%w: %v", ErrDisconnected, err)
 	}
+	var m rawMsg
 	select {
-	case m := <-ch:
-		if m.code == BusyMsg {
-			var b Busy
-			if err := rlp.DecodeBytes(m.data, &b); err != nil {
-				return rawMsg{}, fmt.Errorf("vfx: bad busy reply: %w", err)
-			}
-			return rawMsg{}, &BusyError{Wait: time.Duration(b.WaitMillis) * time.Millisecond}
-		}
-		switch m.code {
-		case VfluxReplyMsg:
-			c.spent.Add(RequestCost(c.hs.CostBase, c.hs.CostPerKB, len(enc), len(m.data)))
-		case CapacityReplyMsg:
-			c.spent.Add(c.hs.CostBase)
-		}
-		return m, nil
+	case m = <-ch:
 	case <-c.done:
-		return rawMsg{}, ErrDisconnected
+		// An answer that arrived before the connection ended is in ch
+		// already: the peer loop hands every message over before it
+		// returns, and done is closed after that. A select with both ready
+		// picks either, so look again.
+		select {
+		case m = <-ch:
+		default:
+			return rawMsg{}, ErrDisconnected
+		}
 	case <-ctx.Done():
 		return rawMsg{}, ctx.Err()
 	}
+	if m.code == BusyMsg {
+		var b Busy
+		if err := rlp.DecodeBytes(m.data, &b); err != nil {
+			return rawMsg{}, fmt.Errorf("vfx: bad busy reply: %w", err)
+		}
+		return rawMsg{}, &BusyError{Wait: time.Duration(b.WaitMillis) * time.Millisecond}
+	}
+	switch m.code {
+	case VfluxReplyMsg:
+		c.spent.Add(RequestCost(c.hs.CostBase, c.hs.CostPerKB, len(enc), len(m.data)))
+	case CapacityReplyMsg:
+		c.spent.Add(c.hs.CostBase)
+	}
+	return m, nil
 }
