@@ -93,6 +93,7 @@ type keyView struct {
 	d, scale [2]float64
 }
 
+// keyView reads both drifts at now.
 func (p *ClientPool) keyView(now mclock.AbsTime) keyView {
 	var v keyView
 	for k := range p.drifts {
@@ -120,8 +121,7 @@ func looseKey(key, prio int64) bool {
 // is -neg), a priority client's at least 0 (its priority is at least 1), so
 // the kinds keep their order whatever the drifts.
 func (v *keyView) eff(k int, stored float64) int64 {
-	x := (stored - v.d[k]) / v.scale[k]
-	x -= (math.Abs(stored)+math.Abs(v.d[k]))/v.scale[k]*keyEpsilon + 1
+	x := v.bound(k, stored) - 1
 	if k == freeKeys {
 		x = math.Min(x, 0)
 	} else {
@@ -134,6 +134,13 @@ func (v *keyView) eff(k int, stored float64) int64 {
 		return math.MaxInt64
 	}
 	return int64(math.Floor(x))
+}
+
+// bound returns the lower bound, in priority units at the view's moment, that
+// the stored key of kind k stands for, lowered by the float64 margin.
+func (v *keyView) bound(k int, stored float64) float64 {
+	x := (stored - v.d[k]) / v.scale[k]
+	return x - (math.Abs(stored)+math.Abs(v.d[k]))/v.scale[k]*keyEpsilon
 }
 
 // store returns the stored key of kind k for the lower bound bound (priority
@@ -155,8 +162,9 @@ func keyKind(c *client) int {
 // effKey returns the lower bound of c's priority at now that its stored key
 // (c.key or c.slotKey) stands for.
 func (p *ClientPool) effKey(c *client, stored float64, now mclock.AbsTime) int64 {
-	v := p.keyView(now)
-	return v.eff(keyKind(c), stored)
+	k := keyKind(c)
+	v := p.keyViewOf(k, now)
+	return v.eff(k, stored)
 }
 
 // setDriftRates sets the drift rates from the default prices: the fall rate
@@ -205,13 +213,9 @@ func (p *ClientPool) rebaseKeys(now mclock.AbsTime) {
 		return
 	}
 	v := p.keyView(now)
-	rebased := func(k int, stored float64) float64 {
-		x := (stored - v.d[k]) / v.scale[k]
-		return x - (math.Abs(stored)+math.Abs(v.d[k]))/v.scale[k]*keyEpsilon
-	}
 	for _, c := range p.active.items {
 		if k := keyKind(c); due[k] {
-			c.key, c.slotKey = rebased(k, c.key), rebased(k, c.slotKey)
+			c.key, c.slotKey = v.bound(k, c.key), v.bound(k, c.slotKey)
 		}
 	}
 	for k := range p.drifts {
