@@ -182,8 +182,8 @@ func (p *ClientPool) setDriftRates(now mclock.AbsTime) {
 	if rates[freeKeys] == p.drifts[freeKeys].rate && rates[paidKeys] == p.drifts[paidKeys].rate {
 		return
 	}
+	p.settleDrifts(now)
 	for k := range p.drifts {
-		p.drifts[k].settle(now)
 		p.drifts[k].rate = rates[k]
 	}
 	if p.stopped {
@@ -228,7 +228,8 @@ func (p *ClientPool) rebaseKeys(now mclock.AbsTime) {
 	p.slots.heapify()
 }
 
-// settleDrifts starts both drifts anew at now, before a time constant changes.
+// settleDrifts starts both drifts anew at now, before a rate or a time
+// constant changes.
 func (p *ClientPool) settleDrifts(now mclock.AbsTime) {
 	for k := range p.drifts {
 		p.drifts[k].settle(now)

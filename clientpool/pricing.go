@@ -143,22 +143,6 @@ func untilBelow(v0, h, price, tau float64) float64 {
 	}
 }
 
-// keys returns the ordering keys of an active client at capacity cap: lower
-// bounds over the next horizon of its priority at cap (as estimate) and at
-// minCap, both spending at cap (what it spends while it holds cap).
-func (b balSnap) keys(cap, minCap uint64, horizon time.Duration) (key, slotKey int64) {
-	actual, actualSlot := b.priority(cap), b.priority(minCap)
-	b.spend(cap, horizon, 2*b.reqRate)
-	key, slotKey = b.priority(cap), b.priority(minCap)
-	if key >= actual {
-		key = actual - 1
-	}
-	if slotKey >= actualSlot {
-		slotKey = actualSlot - 1
-	}
-	return key, slotKey
-}
-
 // estimate is estimatePriority (SPEC 2.3): a lower bound of the priority at
 // capacity cap over [now, now+future+bias] after adding addTokens: the cost of
 // future at twice the average request rate, then the cost of bias without
