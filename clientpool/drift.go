@@ -200,21 +200,29 @@ func (p *ClientPool) setDriftRates(now mclock.AbsTime) {
 // reference offset is maxRefShift from the offset of the moment: every stored
 // key of its kind becomes the bound it stands for at now, in base units of the
 // offset of now, and the drift starts again from 0 (effective keys stay as
-// they were, lowered by the rounding margin). Only with no plan walk under
-// way: the walk holds heap indices.
+// they were, lowered by the rounding margin). A drift that overflowed float64
+// (hundreds of time constants since the last check, which only a simulated
+// clock run in one long step gives) cannot convert its keys: its clients are
+// re-keyed from their balances instead. Only with no plan walk under way: the
+// walk holds heap indices.
 func (p *ClientPool) rebaseKeys(now mclock.AbsTime) {
-	var due [2]bool
+	var due, lost [2]bool
+	v := p.keyView(now)
 	for k := range p.drifts {
 		dr := &p.drifts[k]
 		shift := (dr.exp.at(now) - dr.ref).Float64()
-		due[k] = math.Abs(dr.at(now)) >= driftRebase || math.Abs(shift) > maxRefShift
+		due[k] = !(math.Abs(v.d[k]) < driftRebase) || math.Abs(shift) > maxRefShift
+		lost[k] = math.IsInf(v.d[k], 0) || math.IsNaN(v.d[k]) || !(v.scale[k] > 0) || math.IsInf(v.scale[k], 0)
 	}
 	if !due[freeKeys] && !due[paidKeys] {
 		return
 	}
-	v := p.keyView(now)
+	var rekey []*client
 	for _, c := range p.active.items {
-		if k := keyKind(c); due[k] {
+		switch k := keyKind(c); {
+		case lost[k] || math.IsNaN(c.key) || math.IsNaN(c.slotKey):
+			rekey = append(rekey, c)
+		case due[k]:
 			c.key, c.slotKey = v.bound(k, c.key), v.bound(k, c.slotKey)
 		}
 	}
@@ -223,6 +231,9 @@ func (p *ClientPool) rebaseKeys(now mclock.AbsTime) {
 			dr := &p.drifts[k]
 			dr.d, dr.since, dr.ref = 0, now, dr.exp.at(now)
 		}
+	}
+	for _, c := range rekey {
+		p.rekey(c, now)
 	}
 	p.active.heapify()
 	p.slots.heapify()

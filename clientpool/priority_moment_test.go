@@ -352,3 +352,39 @@ func TestKeysOfDecayingDebtsStayTightWithoutARefresh(t *testing.T) {
 		t.Fatalf("%d re-keys in 2 hours of time alone, want none", pool.rekeys-rekeys)
 	}
 }
+
+// TestKeysSurviveAGapOfThousandsOfTimeConstants guards the re-base when the
+// drifts overflowed: a simulated clock run for an hour in one step, at a time
+// constant of one second, gives the timers and the minute's persistence the
+// moment of the end only, 3,600 time constants of the negative balance after
+// the last re-base, where 2^L and the free clients' drift are beyond float64. The keys are computed afresh there
+// and stay finite lower bounds, and decisions go on.
+func TestKeysSurviveAGapOfThousandsOfTimeConstants(t *testing.T) {
+	clock := &mclock.Simulated{}
+	pool := newTestPool(t, nil, clock, 2, 2)
+	pool.SetExpirationTCs(0, 1) // debts decay in a second; paid balances keep
+	for i := 0; i < 2; i++ {
+		pool.Register(newPeer(i, time.Hour))
+	}
+	clock.Run(time.Hour)
+	pool.mu.Lock()
+	now := clock.Now()
+	for _, c := range pool.active.items {
+		b := c.snapAt(now)
+		if math.IsNaN(c.key) || math.IsInf(c.key, 0) || math.IsNaN(c.slotKey) || math.IsInf(c.slotKey, 0) {
+			pool.mu.Unlock()
+			t.Fatalf("keys %v, %v after the gap, want finite", c.key, c.slotKey)
+		}
+		if key, prio := pool.effKey(c, c.key, now), b.priority(c.capacity); key > prio {
+			pool.mu.Unlock()
+			t.Fatalf("key %d above the priority %d after the gap", key, prio)
+		}
+	}
+	pool.mu.Unlock()
+	paid := newPeer(2, time.Hour)
+	addBalance(pool, paid.node.ID(), 1e12)
+	pool.Register(paid)
+	if paid.capacity() != 1 {
+		t.Fatalf("a paid newcomer got capacity %d after the gap, want 1", paid.capacity())
+	}
+}
